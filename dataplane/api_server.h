@@ -1,0 +1,38 @@
+// The dataplane API server (docs/dataplane-api.md): a Unix stream socket
+// served by one thread of its own, outside DPDK's lcores. It is the only
+// writer of generations (through Dataplane::apply_changes) and reads
+// counters and tables for the listings. Several clients may be connected;
+// their requests are handled one at a time.
+#pragma once
+
+#include <nlohmann/json.hpp>
+
+#include <string>
+#include <thread>
+
+namespace tether::dp {
+
+class Dataplane;
+
+class ApiServer {
+ public:
+  ApiServer(Dataplane& dp, std::string path) : dp_(dp), path_(std::move(path)) {}
+  ~ApiServer();
+  bool start(std::string* error);
+  void stop();
+
+  // One request → one response; exposed for unit tests.
+  nlohmann::json handle(const nlohmann::json& request, bool& hello_done);
+
+ private:
+  void loop();
+  nlohmann::json dispatch(const std::string& method, const nlohmann::json& params);
+
+  Dataplane& dp_;
+  std::string path_;
+  int listen_fd_ = -1;
+  int wake_fd_ = -1;
+  std::thread thread_;
+};
+
+}  // namespace tether::dp

@@ -1,0 +1,72 @@
+// The dataplane's boot configuration (docs/config.md), parsed and validated
+// from JSON before EAL starts. Plain data; the main thread owns it.
+#pragma once
+
+#include <cstdint>
+#include <optional>
+#include <string>
+#include <vector>
+
+#include "common/net.h"
+
+namespace tether::dp {
+
+struct PortConfig {
+  std::string name;
+  std::string device;  // vdev string ("net_af_packet0,iface=x") or PCI address
+  uint16_t domain = 0;
+  std::vector<Ipv4Prefix> addresses;  // interface addresses: host bits kept
+  uint16_t mtu = 1500;
+  std::optional<MacAddr> mac;
+
+  bool is_vdev() const { return device.rfind("net_", 0) == 0; }
+  std::string device_name() const { return device.substr(0, device.find(',')); }
+};
+
+struct RouteConfig {
+  uint16_t domain = 0;
+  Ipv4Prefix prefix;
+  std::optional<Ipv4> via;
+  std::string port;  // empty: derived from the connected subnet of `via`
+};
+
+struct NeighborConfig {
+  std::string port;
+  Ipv4 ip = 0;
+  MacAddr mac;
+};
+
+struct IcmpConfig {
+  uint32_t rate_per_sec = 100;
+  uint32_t burst = 50;
+};
+
+struct ArpConfig {
+  uint32_t reachable_ms = 30000;
+  uint32_t stale_ms = 120000;
+  uint32_t retry_ms = 1000;
+  uint32_t retries = 3;
+  uint32_t queue_per_neighbor = 4;
+  uint32_t max_neighbors = 65536;
+};
+
+struct DataplaneConfig {
+  std::string api_socket = "/run/tether/dataplane.sock";
+  std::vector<std::string> eal_args = {"--in-memory", "--no-pci", "--no-telemetry"};
+  std::optional<unsigned> service_lcore;
+  std::vector<unsigned> worker_lcores;
+  uint32_t mbufs = 16383;
+  std::vector<PortConfig> ports;
+  std::optional<std::string> exception_device;
+  std::vector<RouteConfig> routes;
+  std::vector<NeighborConfig> neighbors;
+  IcmpConfig icmp;
+  ArpConfig arp;
+};
+
+// Parses the JSON text; on failure returns nullopt and sets `error` to a
+// message naming the offending field.
+std::optional<DataplaneConfig> parse_config(const std::string& json_text, std::string* error);
+std::optional<DataplaneConfig> load_config(const std::string& path, std::string* error);
+
+}  // namespace tether::dp

@@ -1,0 +1,65 @@
+// Per-packet metadata carried in an mbuf dynamic field between the workers
+// and the service thread, and the checksum arithmetic every stage uses.
+// Header-only; any lcore.
+#pragma once
+
+#include <rte_byteorder.h>
+#include <rte_ip.h>
+#include <rte_mbuf.h>
+#include <rte_mbuf_dyn.h>
+
+#include <cstdint>
+
+namespace tether::dp {
+
+// Why a worker handed a packet to the service thread.
+enum class Punt : uint8_t {
+  kArp,          // ARP frame
+  kLocal,        // IPv4 to an own address
+  kResolve,      // next hop has no MAC yet; routed and TTL already decremented
+  kTtlExceeded,  // ICMP time exceeded wanted
+  kNoRoute,      // ICMP net unreachable wanted
+  kFragNeeded,   // ICMP fragmentation needed (DF set)
+  kFragment,     // fragment to fit the egress MTU, then send
+};
+
+struct PacketMeta {
+  uint32_t nexthop;  // host order: the neighbor to resolve (kResolve, kFragment)
+  uint32_t slot;     // neighbor slot of nexthop, or NeighborTable::kNoSlot
+  uint16_t in_port;
+  uint16_t out_port;
+  uint16_t mtu;  // egress MTU (kFragNeeded, kFragment)
+  Punt punt;
+  uint8_t pad;
+};
+
+// Offset of the metadata field; registered once by Dataplane before any mbuf moves.
+extern int g_meta_offset;
+bool register_meta_field();
+
+inline PacketMeta* meta(rte_mbuf* m) { return RTE_MBUF_DYNFIELD(m, g_meta_offset, PacketMeta*); }
+
+// RFC 1624 eqn. 3: HC' = ~(~HC + ~m + m'), all 16-bit one's complement, in
+// whatever byte order the words were read (the sum is order-independent).
+inline uint16_t csum_replace16(uint16_t hc, uint16_t old_word, uint16_t new_word) {
+  uint32_t s = static_cast<uint16_t>(~hc) +
+               static_cast<uint32_t>(static_cast<uint16_t>(~old_word)) + new_word;
+  s = (s & 0xffff) + (s >> 16);
+  s = (s & 0xffff) + (s >> 16);
+  return static_cast<uint16_t>(~s);
+}
+
+// Decrements TTL and patches the header checksum incrementally.
+inline void ipv4_decrement_ttl(rte_ipv4_hdr* ip) {
+  uint16_t old_word = *reinterpret_cast<uint16_t*>(&ip->time_to_live);
+  ip->time_to_live--;
+  uint16_t new_word = *reinterpret_cast<uint16_t*>(&ip->time_to_live);
+  ip->hdr_checksum = csum_replace16(ip->hdr_checksum, old_word, new_word);
+}
+
+// True when the header (including options) sums to 0xffff.
+inline bool ipv4_checksum_ok(const rte_ipv4_hdr* ip, unsigned hdr_len) {
+  return rte_raw_cksum(ip, hdr_len) == 0xffff;
+}
+
+}  // namespace tether::dp

@@ -1,0 +1,161 @@
+// The forwarding tables workers read, and the control state they are built
+// from. The API thread owns ControlState and builds a Generation from it
+// beside the live one; workers only ever read a published Generation (RCU,
+// see dataplane/dataplane.h). A Generation is immutable once published.
+//
+// One DomainTable per routing domain: an rte_lpm whose next-hop ids index the
+// domain's next-hop array. Own addresses are /32 entries of kind kLocal, so a
+// single lookup tells forward, deliver locally or drop. Domains whose entries
+// did not change are shared with the previous generation, so a change in one
+// VDC's domain rebuilds only that domain.
+#pragma once
+
+#include <rte_ether.h>
+#include <rte_lpm.h>
+
+#include <array>
+#include <cstdint>
+#include <map>
+#include <memory>
+#include <optional>
+#include <string>
+#include <vector>
+
+#include "common/net.h"
+#include "dataplane/neighbor_table.h"
+
+namespace tether::dp {
+
+enum class Origin : uint8_t { kConfig, kApi, kConnected };
+const char* origin_name(Origin o);
+std::optional<Origin> parse_origin(std::string_view s);
+
+// What the API thread knows about a port; fixed after start-up.
+struct PortInfo {
+  std::string name;
+  std::string device;
+  uint16_t port_id = 0;
+  uint16_t domain = 0;
+  uint16_t mtu = 1500;
+  MacAddr mac;
+  bool exception = false;  // the TAP to the kernel
+};
+
+struct AddressEntry {
+  uint16_t port = 0;
+  Ipv4Prefix addr;  // host bits kept: 10.0.1.1/24
+  Origin origin = Origin::kConfig;
+  bool operator==(const AddressEntry&) const = default;
+};
+
+struct RouteEntry {
+  uint16_t domain = 0;
+  Ipv4Prefix prefix;
+  Ipv4 via = 0;  // 0: on-link, the destination itself is the next hop
+  uint16_t port = 0;
+  Origin origin = Origin::kConfig;
+  bool operator==(const RouteEntry&) const = default;
+};
+
+struct StaticNeighbor {
+  uint16_t port = 0;
+  Ipv4 ip = 0;
+  MacAddr mac;
+  Origin origin = Origin::kConfig;
+  bool operator==(const StaticNeighbor&) const = default;
+};
+
+// One requested change (docs/dataplane-api.md, config.apply).
+struct Change {
+  enum class Kind { kAddress, kRoute, kNeighbor } kind = Kind::kRoute;
+  bool add = true;
+  std::string port;  // name; may be empty for a route with `via`
+  uint16_t domain = 0;
+  Ipv4Prefix prefix;  // address (host bits kept) or route prefix
+  std::optional<Ipv4> via;
+  Ipv4 ip = 0;
+  MacAddr mac;
+};
+
+class ControlState {
+ public:
+  explicit ControlState(std::vector<PortInfo> ports) : ports_(std::move(ports)) {}
+
+  const std::vector<PortInfo>& ports() const { return ports_; }
+  const PortInfo* port_by_name(const std::string& name) const;
+  const PortInfo* port_by_id(uint16_t id) const;
+
+  const std::vector<AddressEntry>& addresses() const { return addresses_; }
+  const std::vector<RouteEntry>& routes() const { return routes_; }
+  const std::vector<StaticNeighbor>& neighbors() const { return neighbors_; }
+
+  // Applies one change after checking it against the state as it stands;
+  // an error message a user can act on, or nullopt when applied.
+  std::optional<std::string> apply(const Change& c, Origin origin);
+
+ private:
+  std::optional<std::string> apply_address(const Change& c, Origin origin);
+  std::optional<std::string> apply_route(const Change& c, Origin origin);
+  std::optional<std::string> apply_neighbor(const Change& c, Origin origin);
+  const AddressEntry* connected_for(uint16_t domain, Ipv4 ip, int port = -1) const;
+
+  std::vector<PortInfo> ports_;
+  std::vector<AddressEntry> addresses_;
+  std::vector<RouteEntry> routes_;
+  std::vector<StaticNeighbor> neighbors_;
+};
+
+enum class NextHopKind : uint8_t { kForward, kLocal, kBroadcast };
+
+struct NextHop {
+  uint16_t port = 0;
+  NextHopKind kind = NextHopKind::kForward;
+  Ipv4 gateway = 0;                        // 0: on-link
+  uint32_t slot = NeighborTable::kNoSlot;  // neighbor slot of `gateway`
+  bool operator==(const NextHop& o) const {
+    return port == o.port && kind == o.kind && gateway == o.gateway;
+  }
+};
+
+struct DomainEntry {
+  Ipv4Prefix prefix;
+  NextHop nh;
+  bool operator==(const DomainEntry&) const = default;
+};
+
+class DomainTable {
+ public:
+  ~DomainTable();
+  rte_lpm* lpm = nullptr;
+  std::vector<NextHop> nexthops;
+  std::vector<DomainEntry> entries;  // what it was built from, to detect reuse
+};
+
+struct PortView {
+  bool active = false;
+  bool exception = false;
+  uint16_t domain = 0;
+  uint16_t mtu = 1500;
+  rte_ether_addr mac{};
+  const DomainTable* table = nullptr;  // the port's domain: the fast path's one pointer
+  std::vector<Ipv4Prefix> addresses;   // own addresses on this port (host bits kept)
+};
+
+struct Generation {
+  uint64_t id = 0;
+  std::map<uint16_t, std::shared_ptr<DomainTable>> domains;
+  std::array<PortView, RTE_MAX_ETHPORTS> ports;
+  ControlState state{{}};
+
+  // Source address for packets the dataplane itself sends out of `port`
+  // toward `dst`: the port's address in dst's subnet, else its first one.
+  std::optional<Ipv4> source_for(uint16_t port, Ipv4 dst) const;
+};
+
+// Builds the generation for `state`, reusing unchanged domains of `prev`.
+// Fails (with a message) only when DPDK memory runs out.
+std::unique_ptr<Generation> build_generation(const ControlState& state, const Generation* prev,
+                                             uint64_t id, NeighborTable& neighbors,
+                                             std::string* error);
+
+}  // namespace tether::dp

@@ -1,0 +1,51 @@
+// One worker lcore: polls its RX queues, runs the pipeline on each burst and
+// transmits on its own TX queue of every port. Run-to-completion: no locks,
+// no allocation, no system calls. Created by Dataplane on the main thread,
+// then touched only by its own lcore (counters are read by the API thread).
+#pragma once
+
+#include <rte_ring.h>
+
+#include <array>
+#include <cstdint>
+#include <vector>
+
+#include "dataplane/counters.h"
+#include "dataplane/tables.h"
+
+namespace tether::dp {
+
+inline constexpr uint16_t kBurst = 32;
+
+class Dataplane;
+
+struct TxBuffer {
+  uint16_t n = 0;
+  rte_mbuf* pkts[kBurst];
+};
+
+struct alignas(64) Worker {
+  Dataplane* dp = nullptr;
+  unsigned lcore = 0;
+  unsigned index = 0;                                    // RCU thread id and TX queue id
+  std::vector<std::pair<uint16_t, uint16_t>> rx_queues;  // (port, queue)
+  rte_ring* inject = nullptr;  // service → this worker: ready-to-send frames
+  LcoreCounters* counters = nullptr;
+  uint64_t tx_dirty = 0;  // bit per port with buffered packets
+  std::array<TxBuffer, RTE_MAX_ETHPORTS> tx;
+};
+
+// The worker's lcore entry point (rte_eal_remote_launch); arg is the Worker.
+int worker_main(void* arg);
+
+// Runs the pipeline on one received burst. Exposed for tests and benchmarks
+// that drive the pipeline without a port.
+void forward_burst(Dataplane& dp, Worker& w, const Generation& g, uint16_t in_port, rte_mbuf** pkts,
+                   uint16_t n);
+
+// Buffers one ready frame for `port`, sending the buffer when it fills.
+void tx_enqueue(Worker& w, uint16_t port, rte_mbuf* m);
+// Sends whatever the worker buffered; counts what the ports refused.
+void flush_tx(Worker& w);
+
+}  // namespace tether::dp
