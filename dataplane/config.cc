@@ -44,7 +44,7 @@ T get_uint(const json& obj, const char* key, const std::string& where, T def, ui
 Ipv4Prefix parse_iface_address(const json& v, const std::string& where) {
   if (!v.is_string()) fail(where + " must be a string like \"10.0.1.1/24\"");
   auto p = parse_prefix(v.get<std::string>(), /*allow_host_bits=*/true);
-  if (!p || p->len == 0 || p->len > 32)
+  if (!p || p->len == 0 || v.get<std::string>().find('/') == std::string::npos)
     fail(where + ": \"" + v.get<std::string>() + "\" is not an address/prefix-length");
   return *p;
 }

@@ -70,7 +70,7 @@ inline Classified classify_ipv4(const Generation& g, const DomainTable& table, r
 
   PacketMeta* md = meta(m);
   uint32_t idx;
-  if (rte_lpm_lookup(table.lpm, dst, &idx) != 0) {
+  if (!table.lookup(dst, &idx)) {
     md->punt = Punt::kNoRoute;
     c.drop(Drop::no_route);
     return {Verdict::kPunt, Drop::no_route};

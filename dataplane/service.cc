@@ -257,7 +257,7 @@ void Service::route_and_send(const Generation& g, uint16_t domain, rte_mbuf* m) 
   rte_ipv4_hdr* ip = ip_of(m);
   uint32_t dst = rte_be_to_cpu_32(ip->dst_addr);
   uint32_t idx;
-  if (rte_lpm_lookup(it->second->lpm, dst, &idx) != 0) return drop(m, Drop::no_route);
+  if (!it->second->lookup(dst, &idx)) return drop(m, Drop::no_route);
   const NextHop& nh = it->second->nexthops[idx];
   if (nh.kind != NextHopKind::kForward) return drop(m, Drop::ipv4_bad_destination);
   if (rte_be_to_cpu_16(ip->total_length) > g.ports[nh.port].mtu) {

@@ -245,6 +245,10 @@ std::shared_ptr<DomainTable> build_domain(uint16_t domain, std::vector<DomainEnt
     auto it = std::find(t->nexthops.begin(), t->nexthops.end(), nh);
     uint32_t idx = static_cast<uint32_t>(it - t->nexthops.begin());
     if (it == t->nexthops.end()) t->nexthops.push_back(nh);
+    if (e.prefix.len == 0) {
+      t->default_nh = idx;
+      continue;
+    }
     if (rte_lpm_add(t->lpm, e.prefix.network(), e.prefix.len, idx) != 0) {
       *error = "domain " + std::to_string(domain) + ": cannot add " + format_prefix(e.prefix);
       return nullptr;

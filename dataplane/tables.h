@@ -125,8 +125,19 @@ struct DomainEntry {
 
 class DomainTable {
  public:
+  static constexpr uint32_t kNoDefault = UINT32_MAX;
   ~DomainTable();
+
+  // Longest-prefix match; false when nothing, not even a default, matches.
+  // rte_lpm takes depths 1-32, so 0.0.0.0/0 lives beside it.
+  bool lookup(uint32_t dst, uint32_t* nexthop_idx) const {
+    if (rte_lpm_lookup(lpm, dst, nexthop_idx) == 0) return true;
+    *nexthop_idx = default_nh;
+    return default_nh != kNoDefault;
+  }
+
   rte_lpm* lpm = nullptr;
+  uint32_t default_nh = kNoDefault;
   std::vector<NextHop> nexthops;
   std::vector<DomainEntry> entries;  // what it was built from, to detect reuse
 };
