@@ -72,20 +72,9 @@ void Service::run() {
   unsigned id = dp_.service_rcu_id();
   rte_rcu_qsbr_thread_register(qsbr, id);
   rte_rcu_qsbr_thread_online(qsbr, id);
-  rte_mbuf* pkts[kBurst];
   unsigned idle = 0;
   while (!dp_.stopping()) {
-    const Generation& g = *dp_.current();
-    unsigned n =
-        rte_ring_sc_dequeue_burst(dp_.punt_ring(), reinterpret_cast<void**>(pkts), kBurst, nullptr);
-    for (unsigned i = 0; i < n; ++i) handle(g, pkts[i]);
-    poll_kernel(g);
-    flush_kernel();
-    uint64_t now = now_ms();
-    if (now - last_timer_ms_ >= 10) {
-      timers(g);
-      last_timer_ms_ = now;
-    }
+    unsigned n = poll_once();
     rte_rcu_qsbr_quiescent(qsbr, id);
     // The service lcore is not a fast path: back off when idle so that it
     // leaves the CPU to workers and the kernel.
@@ -95,6 +84,22 @@ void Service::run() {
   flush_kernel();
   rte_rcu_qsbr_thread_offline(qsbr, id);
   rte_rcu_qsbr_thread_unregister(qsbr, id);
+}
+
+unsigned Service::poll_once() {
+  const Generation& g = *dp_.current();
+  rte_mbuf* pkts[kBurst];
+  unsigned n =
+      rte_ring_sc_dequeue_burst(dp_.punt_ring(), reinterpret_cast<void**>(pkts), kBurst, nullptr);
+  for (unsigned i = 0; i < n; ++i) handle(g, pkts[i]);
+  poll_kernel(g);
+  flush_kernel();
+  uint64_t now = now_ms();
+  if (now - last_timer_ms_ >= 10) {
+    timers(g);
+    last_timer_ms_ = now;
+  }
+  return n;
 }
 
 void Service::handle(const Generation& g, rte_mbuf* m) {

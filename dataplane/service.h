@@ -24,6 +24,9 @@ class Service {
   explicit Service(Dataplane& dp);
   // Runs until dp.stopping(); returns after freeing what it holds.
   void run();
+  // One iteration: punted packets, the kernel's TAP, due timers. Returns how
+  // many punted packets it handled. The caller must be an online RCU reader.
+  unsigned poll_once();
 
  private:
   uint64_t now_ms() const;

@@ -1,0 +1,46 @@
+#!/usr/bin/python3
+"""Writes the seed corpus of pipeline_fuzz: one file per interesting frame,
+byte 0 = ingress port (0 uplink, 1 lan), then the Ethernet frame. Addresses
+match the harness's configuration in pipeline_fuzz.cc."""
+import os
+from scapy.all import ARP, ICMP, IP, IPv6, TCP, UDP, Dot1Q, Ether, Raw, IPOption_RR
+
+UP, LAN = "02:00:00:00:01:01", "02:00:00:00:02:01"
+H1 = "02:00:00:00:01:02"
+out = os.path.join(os.path.dirname(os.path.abspath(__file__)), "corpus", "pipeline")
+os.makedirs(out, exist_ok=True)
+
+
+def up(p):
+    return Ether(src=H1, dst=UP) / p
+
+
+seeds = {
+    "udp_default_route": (0, up(IP(src="10.0.1.2", dst="8.8.8.8") / UDP(dport=53) / (b"x" * 18))),
+    "udp_onlink_known": (0, up(IP(src="10.0.1.2", dst="10.0.2.2") / UDP() / (b"y" * 10))),
+    "udp_onlink_unknown": (0, up(IP(src="10.0.1.2", dst="10.0.2.77") / UDP() / b"z")),
+    "tcp_via_unresolved_gw": (0, up(IP(src="10.0.1.2", dst="10.9.1.1") / TCP(flags="S"))),
+    "ttl1": (0, up(IP(src="10.0.1.2", dst="10.0.2.2", ttl=1) / UDP())),
+    "echo_own": (0, up(IP(src="10.0.1.2", dst="10.0.1.1") / ICMP() / b"ping")),
+    "tcp_own": (0, up(IP(src="10.0.1.2", dst="10.0.1.1") / TCP(dport=22))),
+    "no_route_from_lan": (1, Ether(dst=LAN) / IP(src="10.0.2.2", dst="10.0.1.1") / ICMP(type=3)),
+    "arp_request_own": (0, Ether(src=H1, dst="ff:ff:ff:ff:ff:ff") /
+                        ARP(op=1, hwsrc=H1, psrc="10.0.1.2", pdst="10.0.1.1")),
+    "arp_reply": (1, Ether(dst=LAN) / ARP(op=2, hwsrc="02:00:00:00:02:4d", psrc="10.0.2.77",
+                                           hwdst=LAN, pdst="10.0.2.1")),
+    "big_df": (0, up(IP(src="10.0.1.2", dst="10.0.2.2", flags="DF") / UDP() / (b"d" * 1400))),
+    "big_fragmentable": (0, up(IP(src="10.0.1.2", dst="10.0.2.2") / UDP() / (b"f" * 1400))),
+    "fragment": (0, up(IP(src="10.0.1.2", dst="10.0.2.2", flags="MF", frag=0) / (b"g" * 16))),
+    "options": (0, up(IP(src="10.0.1.2", dst="10.0.2.2", options=IPOption_RR()) / UDP())),
+    "ipv6": (0, Ether(dst=UP) / IPv6() / UDP()),
+    "vlan": (0, Ether(dst=UP) / Dot1Q(vlan=5) / IP(dst="10.0.2.2") / UDP()),
+    "truncated": (0, Raw(bytes(up(IP(src="10.0.1.2", dst="10.0.2.2") / UDP()))[:20])),
+}
+for name, (port, pkt) in seeds.items():
+    with open(os.path.join(out, name), "wb") as f:
+        f.write(bytes([port]) + bytes(pkt))
+bad = bytearray(bytes(up(IP(src="10.0.1.2", dst="10.0.2.2") / UDP())))
+bad[14 + 10] ^= 0xFF  # header checksum
+with open(os.path.join(out, "bad_checksum"), "wb") as f:
+    f.write(bytes([0]) + bytes(bad))
+print(f"{len(seeds) + 1} seeds in {out}")
