@@ -34,6 +34,10 @@ Result<bool> Client::connect(const std::string& path, const std::string& client_
     close();
     return res;
   }
+  // A dataplane that hangs must not hang its client: fail the call instead.
+  timeval tv{10, 0};
+  ::setsockopt(fd_, SOL_SOCKET, SO_RCVTIMEO, &tv, sizeof tv);
+  ::setsockopt(fd_, SOL_SOCKET, SO_SNDTIMEO, &tv, sizeof tv);
   auto hello = call("hello", {{"version", kVersion}, {"client", client_name}});
   if (!hello) {
     res.error = hello.error;

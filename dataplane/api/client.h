@@ -1,5 +1,6 @@
 // Synchronous client of the dataplane API. One connection, one caller thread
-// at a time. Used by tether-controlplane, tether-dataplane-ctl and tests.
+// at a time; a call that gets no answer within 10 s fails with code "io". Used by
+// tether-controlplane, tether-dataplane-ctl and tests.
 #pragma once
 
 #include <nlohmann/json.hpp>

@@ -1,5 +1,6 @@
 #include "dataplane/api/wire.h"
 
+#include <sys/socket.h>
 #include <unistd.h>
 
 #include <cerrno>
@@ -11,7 +12,8 @@ namespace {
 
 bool write_all(int fd, const char* p, size_t n) {
   while (n > 0) {
-    ssize_t w = ::write(fd, p, n);
+    // A peer that went away is an error to report, not a SIGPIPE to die of.
+    ssize_t w = ::send(fd, p, n, MSG_NOSIGNAL);
     if (w < 0) {
       if (errno == EINTR) continue;
       return false;
