@@ -155,7 +155,6 @@ DataplaneConfig parse(const json& root) {
   }
   if (const json* a = field(root, "arp")) {
     c.arp.reachable_ms = get_uint<uint32_t>(*a, "reachable_ms", "arp", 30000, 100, 86400000);
-    c.arp.stale_ms = get_uint<uint32_t>(*a, "stale_ms", "arp", 120000, 100, 86400000);
     c.arp.retry_ms = get_uint<uint32_t>(*a, "retry_ms", "arp", 1000, 10, 60000);
     c.arp.retries = get_uint<uint32_t>(*a, "retries", "arp", 3, 1, 100);
     c.arp.queue_per_neighbor = get_uint<uint32_t>(*a, "queue_per_neighbor", "arp", 4, 0, 64);

@@ -43,7 +43,6 @@ struct IcmpConfig {
 
 struct ArpConfig {
   uint32_t reachable_ms = 30000;
-  uint32_t stale_ms = 120000;
   uint32_t retry_ms = 1000;
   uint32_t retries = 3;
   uint32_t queue_per_neighbor = 4;

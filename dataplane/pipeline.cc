@@ -63,7 +63,8 @@ inline Classified classify_ipv4(const Generation& g, const DomainTable& table, r
   bool more = frag & RTE_IPV4_HDR_MF_FLAG;
   if (offset || more) {
     uint32_t payload = total - hdr_len;
-    if (offset + payload > 65535 || (more && payload % 8 != 0))
+    // The reassembled datagram (header + offset + payload) must fit 65535.
+    if (hdr_len + offset + payload > 65535 || (more && payload % 8 != 0))
       return {Verdict::kDrop, Drop::ipv4_bad_fragment};
     c.event(Event::ipv4_fragments);
   }
@@ -76,6 +77,11 @@ inline Classified classify_ipv4(const Generation& g, const DomainTable& table, r
     return {Verdict::kPunt, Drop::no_route};
   }
   const NextHop& nh = table.nexthops[idx];
+  // RFC 1812 §5.3.7: a source that is a subnet broadcast (or one of our own
+  // addresses, i.e. spoofed) is invalid; such datagrams are not forwarded.
+  uint32_t src_idx;
+  if (table.lookup(src, &src_idx) && table.nexthops[src_idx].kind != NextHopKind::kForward)
+    return {Verdict::kDrop, Drop::ipv4_martian_source};
   if (nh.kind == NextHopKind::kLocal) {
     md->punt = Punt::kLocal;
     c.event(Event::punted_local);

@@ -58,6 +58,7 @@ void Service::inject(rte_mbuf* m, uint16_t port) {
 
 bool Service::take_icmp_token() {
   const auto& cfg = dp_.config().icmp;
+  if (cfg.rate_per_sec == 0) return false;  // ICMP errors switched off
   uint64_t now = now_ms();
   icmp_tokens_ =
       std::min<double>(cfg.burst, icmp_tokens_ + (now - icmp_last_ms_) * cfg.rate_per_sec / 1000.0);
@@ -297,13 +298,24 @@ void Service::icmp_error(const Generation& g, rte_mbuf* m, uint8_t type, uint8_t
       return;
     }
   }
-  if (!take_icmp_token()) return drop(m, Drop::icmp_rate_limited);
   uint32_t to = rte_be_to_cpu_32(orig->src_addr);
-  auto from = g.source_for(in_port, to);
+  // RFC 1812 §4.3.2.4: the source is an address of the port the error leaves
+  // by. No error toward a destination we cannot reach, a broadcast or
+  // ourselves (§4.3.2.7); the original was counted when it was dropped.
+  uint16_t domain = g.ports[in_port].domain;
+  auto dt = g.domains.find(domain);
+  uint32_t idx;
+  if (dt == g.domains.end() || !dt->second->lookup(to, &idx) ||
+      dt->second->nexthops[idx].kind != NextHopKind::kForward) {
+    rte_pktmbuf_free(m);
+    return;
+  }
+  auto from = g.source_for(dt->second->nexthops[idx].port, to);
   if (!from) {
     rte_pktmbuf_free(m);
     return;
   }
+  if (!take_icmp_token()) return drop(m, Drop::icmp_rate_limited);
   unsigned quote =
       std::min<unsigned>(rte_pktmbuf_data_len(m) - kEth, kIcmpErrorMax - sizeof(rte_ipv4_hdr) - 8);
   rte_mbuf* e = rte_pktmbuf_alloc(dp_.pool());
@@ -347,7 +359,10 @@ void Service::handle_local(const Generation& g, rte_mbuf* m) {
   if (ip->next_proto_id == IPPROTO_ICMP && first_and_only && total >= sizeof(*ip) + 8) {
     auto* icmp = reinterpret_cast<rte_icmp_hdr*>(ip + 1);
     if (icmp->icmp_type == RTE_IP_ICMP_ECHO_REQUEST && icmp->icmp_code == 0) {
-      if (rte_raw_cksum(icmp, total - sizeof(*ip)) != 0xffff)
+      // The message may span chained mbufs (jumbo frames).
+      uint16_t sum = 0;
+      if (rte_raw_cksum_mbuf(m, kEth + sizeof(*ip), total - sizeof(*ip), &sum) != 0 ||
+          sum != 0xffff)
         return drop(m, Drop::ipv4_bad_checksum);
       // Echo reply in place (RFC 792): swap addresses, type 8 → 0.
       uint16_t old_word = *reinterpret_cast<uint16_t*>(icmp);
