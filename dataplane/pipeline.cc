@@ -1,13 +1,15 @@
 // The worker fast path: parse → validate → route → TTL → neighbor → TX.
-// Three passes over a burst (classify each packet; look up the on-link next
-// hops together; rewrite and buffer), then one enqueue of everything the
-// service thread must see and one bulk free of the drops.
+// Five passes over a burst: validate each packet; route every destination and
+// source in bulk; decide; look up the on-link next hops together; rewrite and
+// buffer. Then one enqueue of everything the service thread must see and one
+// bulk free of the drops.
 #include <rte_ethdev.h>
 #include <rte_ether.h>
 #include <rte_ip.h>
 #include <rte_lpm.h>
 #include <rte_prefetch.h>
 #include <rte_rcu_qsbr.h>
+#include <rte_vect.h>
 
 #include "dataplane/dataplane.h"
 #include "dataplane/log.h"
@@ -24,135 +26,95 @@ inline bool martian(uint32_t a) {
   return top == 0 || top == 127 || a >= 0xe0000000u;  // this-net, loopback, multicast, E, bcast
 }
 
-enum class Verdict : uint8_t { kForward, kPunt, kDrop };
+enum class Kind : uint8_t { kIpv4, kArp, kDrop };
 
-struct Classified {
-  Verdict verdict;
+struct Parsed {
+  Kind kind;
   Drop drop;
 };
 
-// Validates the IPv4 header and routes it. On kForward, meta(m) holds the
-// egress port and next hop (slot kNoSlot when it must be looked up).
-inline Classified classify_ipv4(const Generation& g, const DomainTable& table, rte_mbuf* m,
-                                LcoreCounters& c) {
+// Validates one frame up to a routable IPv4 header (docs/decisions/004).
+// Touches only the mbuf's first cache line and the packet's headers.
+inline Parsed parse(const PortView& in, rte_mbuf* m, LcoreCounters& c, uint32_t* dst,
+                    uint32_t* src) {
+  if (rte_pktmbuf_data_len(m) < kEtherHdr) return {Kind::kDrop, Drop::eth_truncated};
+  auto* eth = rte_pktmbuf_mtod(m, rte_ether_hdr*);
+  uint16_t type = eth->ether_type;
+  bool to_us = rte_is_same_ether_addr(&eth->dst_addr, &in.mac);
+  if (type != rte_cpu_to_be_16(RTE_ETHER_TYPE_IPV4)) {
+    switch (rte_be_to_cpu_16(type)) {
+      case RTE_ETHER_TYPE_ARP:
+        if (!to_us && !rte_is_broadcast_ether_addr(&eth->dst_addr))
+          return {Kind::kDrop, Drop::eth_not_for_us};
+        return {Kind::kArp, Drop::kCount};
+      case RTE_ETHER_TYPE_IPV6:
+        c.event(Event::ipv6_received);
+        return {Kind::kDrop, Drop::ipv6_unsupported};
+      case RTE_ETHER_TYPE_VLAN:
+      case RTE_ETHER_TYPE_QINQ:
+        return {Kind::kDrop, Drop::vlan_unsupported};
+      default:
+        return {Kind::kDrop, Drop::unknown_ethertype};
+    }
+  }
+  if (!to_us) return {Kind::kDrop, Drop::eth_not_for_us};
+
   uint32_t l3_len = rte_pktmbuf_data_len(m) - kEtherHdr;
-  if (l3_len < sizeof(rte_ipv4_hdr)) return {Verdict::kDrop, Drop::ipv4_truncated};
-  auto* ip = rte_pktmbuf_mtod_offset(m, rte_ipv4_hdr*, kEtherHdr);
-  if ((ip->version_ihl >> 4) != 4) return {Verdict::kDrop, Drop::ipv4_bad_version};
-  unsigned hdr_len = (ip->version_ihl & 0xf) * 4u;
-  if (hdr_len < sizeof(rte_ipv4_hdr)) return {Verdict::kDrop, Drop::ipv4_bad_ihl};
-  if (hdr_len > l3_len) return {Verdict::kDrop, Drop::ipv4_truncated};
+  if (l3_len < sizeof(rte_ipv4_hdr)) return {Kind::kDrop, Drop::ipv4_truncated};
+  auto* ip = reinterpret_cast<rte_ipv4_hdr*>(eth + 1);
+  uint8_t vihl = ip->version_ihl;
+  if ((vihl >> 4) != 4) return {Kind::kDrop, Drop::ipv4_bad_version};
+  unsigned hdr_len = (vihl & 0xf) * 4u;
+  if (hdr_len < sizeof(rte_ipv4_hdr)) return {Kind::kDrop, Drop::ipv4_bad_ihl};
+  if (hdr_len > l3_len) return {Kind::kDrop, Drop::ipv4_truncated};
   uint16_t total = rte_be_to_cpu_16(ip->total_length);
-  if (total < hdr_len) return {Verdict::kDrop, Drop::ipv4_bad_length};
+  if (total < hdr_len) return {Kind::kDrop, Drop::ipv4_bad_length};
   uint32_t frame_l3 = rte_pktmbuf_pkt_len(m) - kEtherHdr;
-  if (total > frame_l3) return {Verdict::kDrop, Drop::ipv4_truncated};
+  if (total > frame_l3) return {Kind::kDrop, Drop::ipv4_truncated};
   uint64_t ck = m->ol_flags & RTE_MBUF_F_RX_IP_CKSUM_MASK;
   if (ck == RTE_MBUF_F_RX_IP_CKSUM_BAD ||
-      (ck != RTE_MBUF_F_RX_IP_CKSUM_GOOD && !ipv4_checksum_ok(ip, hdr_len)))
-    return {Verdict::kDrop, Drop::ipv4_bad_checksum};
-  if (hdr_len != sizeof(rte_ipv4_hdr)) return {Verdict::kDrop, Drop::ipv4_options};
+      (ck != RTE_MBUF_F_RX_IP_CKSUM_GOOD &&
+       !(hdr_len == sizeof(rte_ipv4_hdr) ? ipv4_checksum20_ok(ip) : ipv4_checksum_ok(ip, hdr_len))))
+    return {Kind::kDrop, Drop::ipv4_bad_checksum};
+  if (hdr_len != sizeof(rte_ipv4_hdr)) return {Kind::kDrop, Drop::ipv4_options};
   if (total < frame_l3) rte_pktmbuf_trim(m, frame_l3 - total);  // Ethernet padding
 
-  uint32_t src = rte_be_to_cpu_32(ip->src_addr);
-  uint32_t dst = rte_be_to_cpu_32(ip->dst_addr);
-  if (martian(src)) return {Verdict::kDrop, Drop::ipv4_martian_source};
-  if (martian(dst)) return {Verdict::kDrop, Drop::ipv4_bad_destination};
+  *src = rte_be_to_cpu_32(ip->src_addr);
+  *dst = rte_be_to_cpu_32(ip->dst_addr);
+  if (martian(*src)) return {Kind::kDrop, Drop::ipv4_martian_source};
+  if (martian(*dst)) return {Kind::kDrop, Drop::ipv4_bad_destination};
 
   uint16_t frag = rte_be_to_cpu_16(ip->fragment_offset);
-  uint32_t offset = (frag & RTE_IPV4_HDR_OFFSET_MASK) * 8u;
-  bool more = frag & RTE_IPV4_HDR_MF_FLAG;
-  if (offset || more) {
+  if (frag & (RTE_IPV4_HDR_OFFSET_MASK | RTE_IPV4_HDR_MF_FLAG)) {
+    uint32_t offset = (frag & RTE_IPV4_HDR_OFFSET_MASK) * 8u;
     uint32_t payload = total - hdr_len;
     // The reassembled datagram (header + offset + payload) must fit 65535.
-    if (hdr_len + offset + payload > 65535 || (more && payload % 8 != 0))
-      return {Verdict::kDrop, Drop::ipv4_bad_fragment};
+    if (hdr_len + offset + payload > 65535 || ((frag & RTE_IPV4_HDR_MF_FLAG) && payload % 8 != 0))
+      return {Kind::kDrop, Drop::ipv4_bad_fragment};
     c.event(Event::ipv4_fragments);
   }
-
-  PacketMeta* md = meta(m);
-  uint32_t idx;
-  if (!table.lookup(dst, &idx)) {
-    md->punt = Punt::kNoRoute;
-    c.drop(Drop::no_route);
-    return {Verdict::kPunt, Drop::no_route};
-  }
-  const NextHop& nh = table.nexthops[idx];
-  // RFC 1812 §5.3.7: a source that is a subnet broadcast (or one of our own
-  // addresses, i.e. spoofed) is invalid; such datagrams are not forwarded.
-  uint32_t src_idx;
-  if (table.lookup(src, &src_idx) && table.nexthops[src_idx].kind != NextHopKind::kForward)
-    return {Verdict::kDrop, Drop::ipv4_martian_source};
-  if (nh.kind == NextHopKind::kLocal) {
-    md->punt = Punt::kLocal;
-    c.event(Event::punted_local);
-    return {Verdict::kPunt, Drop::no_route};
-  }
-  if (nh.kind == NextHopKind::kBroadcast) return {Verdict::kDrop, Drop::ipv4_bad_destination};
-  if (ip->time_to_live <= 1) {
-    md->punt = Punt::kTtlExceeded;
-    c.drop(Drop::ttl_exceeded);
-    return {Verdict::kPunt, Drop::ttl_exceeded};
-  }
-  md->out_port = nh.port;
-  md->nexthop = nh.gateway ? nh.gateway : dst;
-  md->slot = nh.slot;
-  uint16_t mtu = g.ports[nh.port].mtu;
-  if (total > mtu) {
-    md->mtu = mtu;
-    if (frag & RTE_IPV4_HDR_DF_FLAG) {
-      md->punt = Punt::kFragNeeded;
-      c.drop(Drop::mtu_exceeded_df);
-      return {Verdict::kPunt, Drop::mtu_exceeded_df};
-    }
-    ipv4_decrement_ttl(ip);
-    md->punt = Punt::kFragment;
-    return {Verdict::kPunt, Drop::no_route};
-  }
-  ipv4_decrement_ttl(ip);
-  return {Verdict::kForward, Drop::no_route};
+  return {Kind::kIpv4, Drop::kCount};
 }
 
-inline Classified classify(const Generation& g, const PortView& in, rte_mbuf* m, LcoreCounters& c) {
-  if (rte_pktmbuf_data_len(m) < kEtherHdr) return {Verdict::kDrop, Drop::eth_truncated};
-  auto* eth = rte_pktmbuf_mtod(m, rte_ether_hdr*);
-  uint16_t type = rte_be_to_cpu_16(eth->ether_type);
-  bool to_us = rte_is_same_ether_addr(&eth->dst_addr, &in.mac);
-  switch (type) {
-    case RTE_ETHER_TYPE_IPV4:
-      if (!to_us) return {Verdict::kDrop, Drop::eth_not_for_us};
-      return classify_ipv4(g, *in.table, m, c);
-    case RTE_ETHER_TYPE_ARP:
-      if (!to_us && !rte_is_broadcast_ether_addr(&eth->dst_addr))
-        return {Verdict::kDrop, Drop::eth_not_for_us};
-      meta(m)->punt = Punt::kArp;
-      return {Verdict::kPunt, Drop::no_route};
-    case RTE_ETHER_TYPE_IPV6:
-      c.event(Event::ipv6_received);
-      return {Verdict::kDrop, Drop::ipv6_unsupported};
-    case RTE_ETHER_TYPE_VLAN:
-    case RTE_ETHER_TYPE_QINQ:
-      return {Verdict::kDrop, Drop::vlan_unsupported};
-    default:
-      return {Verdict::kDrop, Drop::unknown_ethertype};
+// Next-hop indices of n addresses, four at a time with rte_lpm's SIMD
+// lookup; a miss yields the domain's default (kNoDefault when it has none).
+inline void lookup_all(const DomainTable& t, const uint32_t* ips, uint32_t* idx, uint16_t n) {
+  uint16_t i = 0;
+  for (; i + 4 <= n; i += 4) {
+    xmm_t v = _mm_loadu_si128(reinterpret_cast<const __m128i*>(ips + i));
+    rte_lpm_lookupx4(t.lpm, v, idx + i, t.default_nh);
   }
+  for (; i < n; ++i)
+    if (rte_lpm_lookup(t.lpm, ips[i], &idx[i]) != 0) idx[i] = t.default_nh;
+}
+
+inline void set_punt(rte_mbuf* m, Punt why, uint16_t in_port) {
+  PacketMeta* md = meta(m);
+  md->punt = why;
+  md->in_port = in_port;
 }
 
 }  // namespace
-
-void tx_enqueue(Worker& w, uint16_t port, rte_mbuf* m) {
-  TxBuffer& b = w.tx[port];
-  b.pkts[b.n++] = m;
-  w.tx_dirty |= uint64_t{1} << port;
-  if (b.n == kBurst) {
-    uint16_t sent = rte_eth_tx_burst(port, static_cast<uint16_t>(w.index), b.pkts, b.n);
-    w.counters->tx_packets += sent;
-    if (sent < b.n) {
-      rte_pktmbuf_free_bulk(b.pkts + sent, b.n - sent);
-      w.counters->drop(Drop::tx_full, b.n - sent);
-    }
-    b.n = 0;
-  }
-}
 
 void flush_tx(Worker& w) {
   uint64_t dirty = w.tx_dirty;
@@ -176,63 +138,142 @@ void forward_burst(Dataplane& dp, Worker& w, const Generation& g, uint16_t in_po
                    uint16_t n) {
   LcoreCounters& c = *w.counters;
   const PortView& in = g.ports[in_port];
-  rte_mbuf* fwd[kBurst];
+  const DomainTable& table = *in.table;
   rte_mbuf* punt[kBurst];
   rte_mbuf* drop[kBurst];
-  uint16_t nfwd = 0, npunt = 0, ndrop = 0;
+  uint16_t npunt = 0, ndrop = 0;
+  auto drop_one = [&](rte_mbuf* m, Drop why) {
+    c.drop(why);
+    drop[ndrop++] = m;
+  };
 
-  // Pass 1: classify.
+  // Pass 1: parse and validate.
+  rte_mbuf* ip4[kBurst];
+  uint32_t dst[kBurst], src[kBurst];
+  uint16_t nip = 0;
   for (uint16_t i = 0; i < n; ++i) {
-    if (i + 3 < n) rte_prefetch0(rte_pktmbuf_mtod(pkts[i + 3], void*));
+    if (i + 4 < n) rte_prefetch0(rte_pktmbuf_mtod(pkts[i + 4], void*));
     rte_mbuf* m = pkts[i];
-    meta(m)->in_port = in_port;
-    Classified r = classify(g, in, m, c);
-    switch (r.verdict) {
-      case Verdict::kForward:
-        fwd[nfwd++] = m;
-        break;
-      case Verdict::kPunt:
-        punt[npunt++] = m;
-        break;
-      case Verdict::kDrop:
-        c.drop(r.drop);
-        drop[ndrop++] = m;
-        break;
-    }
-  }
-
-  // Pass 2: look up the on-link next hops of the burst in one go.
-  NeighborKey keys[kBurst];
-  uint16_t key_idx[kBurst];
-  uint32_t slots[kBurst];
-  uint16_t nkeys = 0;
-  for (uint16_t i = 0; i < nfwd; ++i) {
-    PacketMeta* md = meta(fwd[i]);
-    if (md->slot == NeighborTable::kNoSlot) {
-      keys[nkeys] = NeighborKey{md->nexthop, md->out_port};
-      key_idx[nkeys++] = i;
-    }
-  }
-  if (nkeys) {
-    dp.neighbors().lookup_bulk(keys, nkeys, slots);
-    for (uint16_t k = 0; k < nkeys; ++k) meta(fwd[key_idx[k]])->slot = slots[k];
-  }
-
-  // Pass 3: rewrite Ethernet and buffer, or hand to the service to resolve.
-  for (uint16_t i = 0; i < nfwd; ++i) {
-    rte_mbuf* m = fwd[i];
-    PacketMeta* md = meta(m);
-    auto* eth = rte_pktmbuf_mtod(m, rte_ether_hdr*);
-    if (md->slot != NeighborTable::kNoSlot && dp.neighbors().resolve(md->slot, &eth->dst_addr)) {
-      eth->src_addr = g.ports[md->out_port].mac;
-      tx_enqueue(w, md->out_port, m);
-    } else {
-      md->punt = Punt::kResolve;
-      c.event(Event::punted_resolve);
+    Parsed r = parse(in, m, c, &dst[nip], &src[nip]);
+    if (r.kind == Kind::kIpv4) {
+      ip4[nip++] = m;
+    } else if (r.kind == Kind::kArp) {
+      set_punt(m, Punt::kArp, in_port);
       punt[npunt++] = m;
+    } else {
+      drop_one(m, r.drop);
+    }
+  }
+  if (nip == 0) goto out;
+
+  {
+    // Pass 2: route every destination and every source of the burst at once.
+    uint32_t dres[kBurst], sres[kBurst];
+    lookup_all(table, dst, dres, nip);
+    lookup_all(table, src, sres, nip);
+
+    // Pass 3: decide. Routing results stay in these arrays; only punted
+    // packets get metadata (the mbuf's second cache line).
+    rte_mbuf* fwd[kBurst];
+    uint16_t fport[kBurst];
+    uint32_t fhop[kBurst], fslot[kBurst];
+    uint16_t nfwd = 0;
+    for (uint16_t k = 0; k < nip; ++k) {
+      rte_mbuf* m = ip4[k];
+      // RFC 1812 §5.3.7: a source that is a subnet broadcast (or one of our
+      // own addresses, i.e. spoofed) is invalid; such datagrams are not forwarded.
+      if (sres[k] != DomainTable::kNoDefault &&
+          table.nexthops[sres[k]].kind != NextHopKind::kForward) {
+        drop_one(m, Drop::ipv4_martian_source);
+        continue;
+      }
+      uint32_t idx = dres[k];
+      if (idx == DomainTable::kNoDefault) {
+        c.drop(Drop::no_route);
+        set_punt(m, Punt::kNoRoute, in_port);
+        punt[npunt++] = m;
+        continue;
+      }
+      const NextHop& nh = table.nexthops[idx];
+      if (nh.kind != NextHopKind::kForward) {
+        if (nh.kind == NextHopKind::kLocal) {
+          c.event(Event::punted_local);
+          set_punt(m, Punt::kLocal, in_port);
+          punt[npunt++] = m;
+        } else {
+          drop_one(m, Drop::ipv4_bad_destination);
+        }
+        continue;
+      }
+      auto* ip = rte_pktmbuf_mtod_offset(m, rte_ipv4_hdr*, kEtherHdr);
+      if (ip->time_to_live <= 1) {
+        c.drop(Drop::ttl_exceeded);
+        set_punt(m, Punt::kTtlExceeded, in_port);
+        punt[npunt++] = m;
+        continue;
+      }
+      uint32_t hop = nh.gateway ? nh.gateway : dst[k];
+      uint16_t mtu = g.ports[nh.port].mtu;
+      if (rte_be_to_cpu_16(ip->total_length) > mtu) {
+        PacketMeta* md = meta(m);
+        md->in_port = in_port;
+        md->out_port = nh.port;
+        md->nexthop = hop;
+        md->slot = nh.slot;
+        md->mtu = mtu;
+        if (ip->fragment_offset & rte_cpu_to_be_16(RTE_IPV4_HDR_DF_FLAG)) {
+          c.drop(Drop::mtu_exceeded_df);
+          md->punt = Punt::kFragNeeded;
+        } else {
+          ipv4_decrement_ttl(ip);
+          md->punt = Punt::kFragment;
+        }
+        punt[npunt++] = m;
+        continue;
+      }
+      ipv4_decrement_ttl(ip);
+      fwd[nfwd] = m;
+      fport[nfwd] = nh.port;
+      fhop[nfwd] = hop;
+      fslot[nfwd++] = nh.slot;
+    }
+
+    // Pass 4: look up the on-link next hops of the burst in one go.
+    NeighborKey keys[kBurst];
+    uint16_t key_idx[kBurst];
+    uint32_t slots[kBurst];
+    uint16_t nkeys = 0;
+    for (uint16_t i = 0; i < nfwd; ++i)
+      if (fslot[i] == NeighborTable::kNoSlot) {
+        keys[nkeys] = NeighborKey{fhop[i], fport[i]};
+        key_idx[nkeys++] = i;
+      }
+    if (nkeys) {
+      dp.neighbors().lookup_bulk(keys, nkeys, slots);
+      for (uint16_t k = 0; k < nkeys; ++k) fslot[key_idx[k]] = slots[k];
+    }
+
+    // Pass 5: rewrite Ethernet and buffer, or hand to the service to resolve.
+    for (uint16_t i = 0; i < nfwd; ++i) {
+      rte_mbuf* m = fwd[i];
+      auto* eth = rte_pktmbuf_mtod(m, rte_ether_hdr*);
+      if (fslot[i] != NeighborTable::kNoSlot && dp.neighbors().resolve(fslot[i], &eth->dst_addr)) {
+        eth->src_addr = g.ports[fport[i]].mac;
+        tx_enqueue(w, fport[i], m);
+      } else {
+        PacketMeta* md = meta(m);
+        md->punt = Punt::kResolve;
+        md->in_port = in_port;
+        md->out_port = fport[i];
+        md->nexthop = fhop[i];
+        md->slot = fslot[i];
+        c.event(Event::punted_resolve);
+        punt[npunt++] = m;
+      }
     }
   }
 
+out:
   if (npunt) {
     unsigned q =
         rte_ring_mp_enqueue_burst(dp.punt_ring(), reinterpret_cast<void**>(punt), npunt, nullptr);

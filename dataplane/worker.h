@@ -4,6 +4,7 @@
 // then touched only by its own lcore (counters are read by the API thread).
 #pragma once
 
+#include <rte_ethdev.h>
 #include <rte_ring.h>
 
 #include <array>
@@ -44,7 +45,20 @@ void forward_burst(Dataplane& dp, Worker& w, const Generation& g, uint16_t in_po
                    uint16_t n);
 
 // Buffers one ready frame for `port`, sending the buffer when it fills.
-void tx_enqueue(Worker& w, uint16_t port, rte_mbuf* m);
+inline void tx_enqueue(Worker& w, uint16_t port, rte_mbuf* m) {
+  TxBuffer& b = w.tx[port];
+  b.pkts[b.n++] = m;
+  w.tx_dirty |= uint64_t{1} << port;
+  if (b.n == kBurst) {
+    uint16_t sent = rte_eth_tx_burst(port, static_cast<uint16_t>(w.index), b.pkts, b.n);
+    w.counters->tx_packets += sent;
+    if (sent < b.n) {
+      rte_pktmbuf_free_bulk(b.pkts + sent, b.n - sent);
+      w.counters->drop(Drop::tx_full, b.n - sent);
+    }
+    b.n = 0;
+  }
+}
 // Sends whatever the worker buffered; counts what the ports refused.
 void flush_tx(Worker& w);
 
