@@ -14,6 +14,7 @@
 
 #include <atomic>
 #include <cstdint>
+#include <cstring>
 #include <memory>
 #include <mutex>
 #include <vector>
@@ -73,9 +74,14 @@ class NeighborTable {
   }
   // MAC and state of a slot; false when the slot has no usable MAC.
   bool resolve(uint32_t slot, rte_ether_addr* mac) const {
-    uint64_t w = words_[slot].load(std::memory_order_acquire);
+    return resolve(words_.get(), slot, mac);
+  }
+  // The same with the word array hoisted by the caller (a burst loop).
+  const std::atomic<uint64_t>* words() const { return words_.get(); }
+  static bool resolve(const std::atomic<uint64_t>* words, uint32_t slot, rte_ether_addr* mac) {
+    uint64_t w = words[slot].load(std::memory_order_acquire);
     if ((w >> 56) == static_cast<uint64_t>(NeighborState::kIncomplete)) return false;
-    for (int i = 0; i < 6; ++i) mac->addr_bytes[i] = static_cast<uint8_t>(w >> (8 * i));
+    std::memcpy(mac->addr_bytes, &w, RTE_ETHER_ADDR_LEN);  // x86-64: byte i is bits 8i..8i+7
     return true;
   }
 

@@ -35,8 +35,8 @@ struct Parsed {
 
 // Validates one frame up to a routable IPv4 header (docs/decisions/004).
 // Touches only the mbuf's first cache line and the packet's headers.
-inline Parsed parse(const PortView& in, rte_mbuf* m, LcoreCounters& c, uint32_t* dst,
-                    uint32_t* src) {
+__attribute__((always_inline)) inline Parsed parse(const PortView& in, rte_mbuf* m,
+                                                   LcoreCounters& c, uint32_t* dst, uint32_t* src) {
   if (rte_pktmbuf_data_len(m) < kEtherHdr) return {Kind::kDrop, Drop::eth_truncated};
   auto* eth = rte_pktmbuf_mtod(m, rte_ether_hdr*);
   uint16_t type = eth->ether_type;
@@ -139,6 +139,9 @@ void forward_burst(Dataplane& dp, Worker& w, const Generation& g, uint16_t in_po
   LcoreCounters& c = *w.counters;
   const PortView& in = g.ports[in_port];
   const DomainTable& table = *in.table;
+  // Hoisted: stores into packets (uint8_t) would otherwise force reloads.
+  const NextHop* nexthops = table.nexthops.data();
+  const std::atomic<uint64_t>* neighbor_words = dp.neighbors().words();
   rte_mbuf* punt[kBurst];
   rte_mbuf* drop[kBurst];
   uint16_t npunt = 0, ndrop = 0;
@@ -182,8 +185,7 @@ void forward_burst(Dataplane& dp, Worker& w, const Generation& g, uint16_t in_po
       rte_mbuf* m = ip4[k];
       // RFC 1812 §5.3.7: a source that is a subnet broadcast (or one of our
       // own addresses, i.e. spoofed) is invalid; such datagrams are not forwarded.
-      if (sres[k] != DomainTable::kNoDefault &&
-          table.nexthops[sres[k]].kind != NextHopKind::kForward) {
+      if (sres[k] != DomainTable::kNoDefault && nexthops[sres[k]].kind != NextHopKind::kForward) {
         drop_one(m, Drop::ipv4_martian_source);
         continue;
       }
@@ -194,7 +196,7 @@ void forward_burst(Dataplane& dp, Worker& w, const Generation& g, uint16_t in_po
         punt[npunt++] = m;
         continue;
       }
-      const NextHop& nh = table.nexthops[idx];
+      const NextHop& nh = nexthops[idx];
       if (nh.kind != NextHopKind::kForward) {
         if (nh.kind == NextHopKind::kLocal) {
           c.event(Event::punted_local);
@@ -257,7 +259,8 @@ void forward_burst(Dataplane& dp, Worker& w, const Generation& g, uint16_t in_po
     for (uint16_t i = 0; i < nfwd; ++i) {
       rte_mbuf* m = fwd[i];
       auto* eth = rte_pktmbuf_mtod(m, rte_ether_hdr*);
-      if (fslot[i] != NeighborTable::kNoSlot && dp.neighbors().resolve(fslot[i], &eth->dst_addr)) {
+      if (fslot[i] != NeighborTable::kNoSlot &&
+          NeighborTable::resolve(neighbor_words, fslot[i], &eth->dst_addr)) {
         eth->src_addr = g.ports[fport[i]].mac;
         tx_enqueue(w, fport[i], m);
       } else {
