@@ -7,6 +7,7 @@
 #include <sched.h>
 
 #include <CLI/CLI.hpp>
+#include <atomic>
 #include <csignal>
 #include <cstdio>
 #include <sstream>
@@ -20,10 +21,14 @@
 
 namespace {
 
-tether::dp::Dataplane* g_dp = nullptr;
+std::atomic<tether::dp::Dataplane*> g_dp{nullptr};
+std::atomic<bool> g_stop{false};
 
+// Installed before anything starts, so a SIGTERM during start-up still ends
+// in a clean shutdown instead of killing the process.
 void on_signal(int) {
-  if (g_dp) g_dp->stop();
+  g_stop.store(true);
+  if (auto* dp = g_dp.load()) dp->stop();
 }
 
 std::vector<unsigned> allowed_cpus() {
@@ -59,6 +64,8 @@ int main(int argc, char** argv) {
   app.add_option("--eal", extra_eal, "extra EAL arguments, space separated");
   app.add_option("--log-level", log_level, "DPDK log level (e.g. 'info', 'tether.*:debug')");
   CLI11_PARSE(app, argc, argv);
+  std::signal(SIGINT, on_signal);
+  std::signal(SIGTERM, on_signal);
 
   std::string error;
   auto cfg = tether::dp::load_config(config_path, &error);
@@ -105,9 +112,8 @@ int main(int argc, char** argv) {
   int rc = 0;
   {
     tether::dp::Dataplane dp(*cfg);
-    g_dp = &dp;
-    std::signal(SIGINT, on_signal);
-    std::signal(SIGTERM, on_signal);
+    g_dp.store(&dp);
+    if (g_stop.load()) dp.stop();
     if (!dp.setup(&error)) {
       rte_eal_cleanup();
       return fail(error);
@@ -160,7 +166,7 @@ int main(int argc, char** argv) {
     } else {
       std::printf("tether-dataplane: stopped, all mbufs returned\n");
     }
-    g_dp = nullptr;
+    g_dp.store(nullptr);
   }
   rte_eal_cleanup();
   return rc;
