@@ -187,6 +187,10 @@ bool Dataplane::setup_ports(std::string* error) {
     }
     uint16_t nrx = std::min<uint16_t>(nrx_want, di.max_rx_queues);
     rte_eth_conf conf{};
+    // Let the NIC verify IPv4 header checksums where it can: the pipeline
+    // trusts RTE_MBUF_F_RX_IP_CKSUM_GOOD/BAD and sums in software otherwise.
+    if (di.rx_offload_capa & RTE_ETH_RX_OFFLOAD_IPV4_CKSUM)
+      conf.rxmode.offloads |= RTE_ETH_RX_OFFLOAD_IPV4_CKSUM;
     int rc = rte_eth_dev_configure(pid, nrx, ntx, &conf);
     if (rc != 0) {
       *error = "port " + name + ": configure failed: " + rte_strerror(-rc);
