@@ -24,6 +24,9 @@ using nlohmann::json;
 
 namespace {
 
+constexpr size_t kMaxConnections = 64;
+constexpr int kMessageDeadlineMs = 5000;  // a whole request, not each read
+
 struct ApiError {
   std::string code;
   std::string message;
@@ -167,6 +170,10 @@ bool ApiServer::start(std::string* error) {
   }
   ::chmod(path_.c_str(), 0660);
   wake_fd_ = ::eventfd(0, EFD_CLOEXEC);
+  if (wake_fd_ < 0) {
+    *error = std::string("eventfd: ") + std::strerror(errno);
+    return false;
+  }
   thread_ = std::thread([this] { loop(); });
   return true;
 }
@@ -202,7 +209,13 @@ void ApiServer::loop() {
     if (fds[0].revents) break;
     if (fds[1].revents & POLLIN) {
       int fd = ::accept4(listen_fd_, nullptr, nullptr, SOCK_CLOEXEC);
-      if (fd >= 0) {
+      if (fd >= 0 && conns.size() >= kMaxConnections) {
+        TLOG_RL(WARNING, "API: %zu clients connected; refusing another", conns.size());
+        ::close(fd);
+      } else if (fd < 0 && (errno == EMFILE || errno == ENFILE)) {
+        TLOG_RL(ERR, "API: out of file descriptors");
+        ::usleep(10000);  // do not spin on a listening socket we cannot serve
+      } else if (fd >= 0) {
         timeval tv{5, 0};  // a stalled client must not hold the API
         ::setsockopt(fd, SOL_SOCKET, SO_RCVTIMEO, &tv, sizeof tv);
         ::setsockopt(fd, SOL_SOCKET, SO_SNDTIMEO, &tv, sizeof tv);
@@ -213,7 +226,7 @@ void ApiServer::loop() {
       if (!fds[i].revents) continue;
       Conn& c = conns[i - 2];
       std::string why;
-      auto req = dpapi::read_message(c.fd, &why);
+      auto req = dpapi::read_message(c.fd, &why, kMessageDeadlineMs);
       bool keep = false;
       if (req) {
         keep = dpapi::write_message(c.fd, handle(*req, c.hello));
@@ -310,7 +323,7 @@ json ApiServer::dispatch(const std::string& method, const json& params) {
   if (method == "neighbors.list") {
     json out = json::array();
     auto& nt = dp_.neighbors();
-    uint64_t now = rte_get_timer_cycles() * 1000 / rte_get_timer_hz();
+    uint64_t now = rte_get_timer_cycles() / (rte_get_timer_hz() / 1000);
     std::lock_guard lock(nt.mutex());
     for (uint32_t s = 0; s < nt.used(); ++s) {
       NeighborMeta& m = nt.meta_locked(s);

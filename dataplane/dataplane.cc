@@ -354,10 +354,13 @@ int64_t Dataplane::run() {
 }
 
 int64_t Dataplane::shutdown() {
-  // Nothing runs any more but this thread: hand every held mbuf back.
+  // Nothing runs any more but this thread: hand every held mbuf back. Also
+  // called after a failed setup(), so anything may be missing; safe twice.
+  if (shut_down_ || !counters_) return 0;
+  shut_down_ = true;
   LcoreCounters& c = (*counters_)[service_lcore_];
   void* m;
-  while (rte_ring_dequeue(punt_, &m) == 0) {
+  while (punt_ && rte_ring_dequeue(punt_, &m) == 0) {
     c.drop(Drop::shutdown);
     rte_pktmbuf_free(static_cast<rte_mbuf*>(m));
   }
@@ -381,6 +384,7 @@ int64_t Dataplane::shutdown() {
     rte_eth_dev_stop(p.port_id);
     rte_eth_dev_close(p.port_id);
   }
+  if (!pool_) return 0;
   unsigned avail = rte_mempool_avail_count(pool_);
   int64_t missing = static_cast<int64_t>(pool_->size) - avail;
   TLOG(INFO, "shutdown: %u of %u mbufs back in the pool", avail, pool_->size);

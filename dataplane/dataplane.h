@@ -91,6 +91,7 @@ class Dataplane {
   std::mutex control_mutex_;
   std::function<void(const Generation&)> on_publish_;
   std::atomic<bool> stop_{false};
+  bool shut_down_ = false;
 };
 
 }  // namespace tether::dp

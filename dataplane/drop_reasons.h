@@ -10,38 +10,38 @@
 
 namespace tether::dp {
 
-#define TETHER_DROP_REASONS(X)                                                    \
-  X(eth_truncated, "frame shorter than an Ethernet header")                       \
-  X(eth_not_for_us, "destination MAC is neither ours nor broadcast")              \
-  X(vlan_unsupported, "VLAN-tagged frame on a port without VLANs")                \
-  X(unknown_ethertype, "ethertype not ARP, IPv4 or IPv6")                         \
-  X(ipv6_unsupported, "IPv6 is parsed and counted but not forwarded yet")         \
-  X(ipv4_truncated, "frame shorter than the IPv4 header or total length")         \
-  X(ipv4_bad_version, "IP version field is not 4")                                \
-  X(ipv4_bad_ihl, "IHL below 5")                                                  \
-  X(ipv4_bad_length, "total length below the header length")                      \
-  X(ipv4_bad_checksum, "IPv4 header checksum does not verify")                    \
-  X(ipv4_options, "IPv4 options are not forwarded")                               \
-  X(ipv4_bad_fragment, "fragment extends past 65535 or has a misaligned length")  \
-  X(ipv4_martian_source, "source is 0/8, 127/8, multicast, broadcast or our own") \
-  X(ipv4_bad_destination, "destination is 0/8, 127/8, multicast or broadcast")    \
-  X(no_route, "no route in the port's routing domain")                            \
-  X(ttl_exceeded, "TTL would reach 0")                                            \
-  X(mtu_exceeded_df, "larger than the egress MTU with DF set")                    \
-  X(fragment_failed, "fragmentation failed (no buffers)")                         \
-  X(neighbor_unresolved, "next hop did not answer ARP")                           \
-  X(neighbor_queue_full, "too many packets waiting for one next hop")             \
-  X(neighbor_table_full, "no free neighbor slot")                                 \
-  X(arp_malformed, "ARP not Ethernet/IPv4 or truncated")                          \
-  X(arp_not_for_us, "ARP request for an address we do not own")                   \
-  X(local_unsupported, "packet to an own address with no exception path")         \
-  X(punt_ring_full, "service ring full")                                          \
-  X(inject_ring_full, "worker inject ring full")                                  \
-  X(exception_tx_failed, "TAP port refused the packet")                           \
-  X(exception_bad_frame, "TAP sent a frame that is not IPv4")                     \
-  X(tx_full, "port TX queue full")                                                \
-  X(icmp_rate_limited, "ICMP error suppressed by the rate limit")                 \
-  X(no_buffers, "mbuf pool empty")                                                \
+#define TETHER_DROP_REASONS(X)                                                               \
+  X(eth_truncated, "frame shorter than an Ethernet header")                                  \
+  X(eth_not_for_us, "destination MAC is neither ours nor broadcast")                         \
+  X(vlan_unsupported, "VLAN-tagged frame on a port without VLANs")                           \
+  X(unknown_ethertype, "ethertype not ARP, IPv4 or IPv6")                                    \
+  X(ipv6_unsupported, "IPv6 is parsed and counted but not forwarded yet")                    \
+  X(ipv4_truncated, "frame shorter than the IPv4 header or total length")                    \
+  X(ipv4_bad_version, "IP version field is not 4")                                           \
+  X(ipv4_bad_ihl, "IHL below 5")                                                             \
+  X(ipv4_bad_length, "total length below the header length")                                 \
+  X(ipv4_bad_checksum, "IPv4 header checksum does not verify")                               \
+  X(ipv4_options, "IPv4 options are not forwarded")                                          \
+  X(ipv4_bad_fragment, "fragment extends past 65535 or has a misaligned length")             \
+  X(ipv4_martian_source, "source is 0/8, 127/8, multicast, broadcast or our own")            \
+  X(ipv4_bad_destination, "destination is 0/8, 127/8, multicast or broadcast")               \
+  X(no_route, "no route in the port's routing domain")                                       \
+  X(ttl_exceeded, "TTL would reach 0")                                                       \
+  X(mtu_exceeded_df, "larger than the egress MTU with DF set")                               \
+  X(fragment_failed, "fragmentation failed (no buffers)")                                    \
+  X(neighbor_unresolved, "next hop did not answer ARP")                                      \
+  X(neighbor_queue_full, "too many packets waiting for a next hop (per neighbor or in all)") \
+  X(neighbor_table_full, "no free neighbor slot")                                            \
+  X(arp_malformed, "ARP not Ethernet/IPv4 or truncated")                                     \
+  X(arp_not_for_us, "ARP request for an address we do not own")                              \
+  X(local_unsupported, "packet to an own address with no exception path")                    \
+  X(punt_ring_full, "service ring full")                                                     \
+  X(inject_ring_full, "worker inject ring full")                                             \
+  X(exception_tx_failed, "TAP port refused the packet")                                      \
+  X(exception_bad_frame, "kernel sent a frame that is not valid unicast IPv4")               \
+  X(tx_full, "port TX queue full")                                                           \
+  X(icmp_rate_limited, "ICMP error suppressed by the rate limit")                            \
+  X(no_buffers, "mbuf pool empty")                                                           \
   X(shutdown, "freed while shutting down")
 
 #define TETHER_EVENTS(X)                                                \

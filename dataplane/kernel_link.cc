@@ -173,7 +173,10 @@ bool KernelLink::sync(const Generation& g) {
     rtnl_nexthop* nh = rtnl_route_nh_alloc();
     rtnl_route_nh_set_ifindex(nh, ifindex_);
     rtnl_route_add_nexthop(r.get(), nh);  // the route owns nh now
-    int rc = rtnl_route_add(sock_, r.get(), NLM_F_CREATE | NLM_F_REPLACE);
+    // Beside the host's own routes, never over them: our metric is high and
+    // EXCL refuses to replace anything.
+    rtnl_route_set_priority(r.get(), kRouteMetric);
+    int rc = rtnl_route_add(sock_, r.get(), NLM_F_CREATE | NLM_F_EXCL);
     if (rc < 0) {
       TLOG(ERR, "kernel: cannot add route %s/%u via %s: %s", format_ipv4(ip).c_str(), len,
            ifname_.c_str(), nl_geterror(rc));

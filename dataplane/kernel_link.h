@@ -7,6 +7,7 @@
 // API thread after each generation is published.
 #pragma once
 
+#include <cstdint>
 #include <string>
 
 #include "dataplane/tables.h"
@@ -29,6 +30,7 @@ class KernelLink {
 
   // Routes we install carry this protocol number so we find our own again.
   static constexpr unsigned char kRouteProtocol = 77;
+  static constexpr uint32_t kRouteMetric = 1000;
 
  private:
   nl_sock* sock_ = nullptr;

@@ -54,6 +54,57 @@ int fail(const std::string& msg) {
   return 1;
 }
 
+// Runs the dataplane until SIGTERM/SIGINT. Every DPDK object it creates is
+// gone when it returns, on error paths too, so main can clean up EAL after.
+int serve(const tether::dp::DataplaneConfig& cfg) {
+  tether::dp::Dataplane dp(cfg);
+  g_dp.store(&dp);
+  struct ForgetDataplane {
+    ~ForgetDataplane() { g_dp.store(nullptr); }
+  } forget;
+  if (g_stop.load()) dp.stop();
+  std::string error;
+  auto give_up = [&](const std::string& msg) {
+    dp.stop();
+    dp.shutdown();
+    return fail(msg);
+  };
+  if (!dp.setup(&error)) return give_up(error);
+  // The kernel must not answer on interfaces the dataplane drives.
+  tether::fw::InterfaceClaim claim;
+  std::vector<std::string> claimed;
+  for (auto& p : cfg.ports)
+    if (p.device.rfind("net_af_packet", 0) == 0 && !devarg(p.device, "iface").empty())
+      claimed.push_back(devarg(p.device, "iface"));
+  if (!claimed.empty() && !claim.claim("tether_dataplane", claimed, &error)) return give_up(error);
+  tether::dp::KernelLink kernel;
+  if (cfg.exception_device) {
+    std::string ifname = devarg(*cfg.exception_device, "iface");
+    if (ifname.empty()) ifname = "dtap0";  // net_tap's default name
+    uint16_t mtu = 1500;
+    for (auto& p : cfg.ports) mtu = std::min(mtu, p.mtu);
+    if (!kernel.open(ifname, mtu, &error)) return give_up(error);
+    kernel.sync(*dp.current());
+    dp.on_publish([&kernel](const tether::dp::Generation& g) { kernel.sync(g); });
+  }
+  tether::dp::ApiServer api(dp, cfg.api_socket);
+  if (!api.start(&error)) return give_up(error);
+  TLOG(INFO, "running: %zu port(s), %zu worker(s), API on %s", cfg.ports.size(),
+       cfg.worker_lcores.size(), cfg.api_socket.c_str());
+  std::printf("tether-dataplane: ready (generation %lu, API %s)\n",
+              static_cast<unsigned long>(dp.generation_id()), cfg.api_socket.c_str());
+  std::fflush(stdout);
+  dp.run();
+  api.stop();
+  int64_t leaked = dp.shutdown();
+  if (leaked != 0) {
+    std::fprintf(stderr, "tether-dataplane: %ld mbuf(s) leaked\n", static_cast<long>(leaked));
+    return 3;
+  }
+  std::printf("tether-dataplane: stopped, all mbufs returned\n");
+  return 0;
+}
+
 }  // namespace
 
 int main(int argc, char** argv) {
@@ -109,65 +160,7 @@ int main(int argc, char** argv) {
   if (rte_eal_init(static_cast<int>(eal_argv.size()), eal_argv.data()) < 0)
     return fail("EAL initialisation failed (see the EAL's messages above)");
 
-  int rc = 0;
-  {
-    tether::dp::Dataplane dp(*cfg);
-    g_dp.store(&dp);
-    if (g_stop.load()) dp.stop();
-    if (!dp.setup(&error)) {
-      rte_eal_cleanup();
-      return fail(error);
-    }
-    // The kernel must not answer on interfaces the dataplane drives.
-    tether::fw::InterfaceClaim claim;
-    std::vector<std::string> claimed;
-    for (auto& p : cfg->ports)
-      if (p.device.rfind("net_af_packet", 0) == 0 && !devarg(p.device, "iface").empty())
-        claimed.push_back(devarg(p.device, "iface"));
-    if (!claimed.empty() && !claim.claim("tether_dataplane", claimed, &error)) {
-      dp.stop();
-      dp.shutdown();
-      rte_eal_cleanup();
-      return fail(error);
-    }
-    tether::dp::KernelLink kernel;
-    if (cfg->exception_device) {
-      std::string ifname = devarg(*cfg->exception_device, "iface");
-      if (ifname.empty()) ifname = "dtap0";  // net_tap's default name
-      uint16_t mtu = 1500;
-      for (auto& p : cfg->ports) mtu = std::min(mtu, p.mtu);
-      if (!kernel.open(ifname, mtu, &error)) {
-        dp.stop();
-        dp.shutdown();
-        rte_eal_cleanup();
-        return fail(error);
-      }
-      kernel.sync(*dp.current());
-      dp.on_publish([&kernel](const tether::dp::Generation& g) { kernel.sync(g); });
-    }
-    tether::dp::ApiServer api(dp, cfg->api_socket);
-    if (!api.start(&error)) {
-      dp.stop();
-      dp.shutdown();
-      rte_eal_cleanup();
-      return fail(error);
-    }
-    TLOG(INFO, "running: %zu port(s), %zu worker(s), API on %s", cfg->ports.size(),
-         cfg->worker_lcores.size(), cfg->api_socket.c_str());
-    std::printf("tether-dataplane: ready (generation %lu, API %s)\n",
-                static_cast<unsigned long>(dp.generation_id()), cfg->api_socket.c_str());
-    std::fflush(stdout);
-    dp.run();
-    api.stop();
-    int64_t leaked = dp.shutdown();
-    if (leaked != 0) {
-      std::fprintf(stderr, "tether-dataplane: %ld mbuf(s) leaked\n", static_cast<long>(leaked));
-      rc = 3;
-    } else {
-      std::printf("tether-dataplane: stopped, all mbufs returned\n");
-    }
-    g_dp.store(nullptr);
-  }
+  int rc = serve(*cfg);
   rte_eal_cleanup();
   return rc;
 }

@@ -39,7 +39,7 @@ Service::Service(Dataplane& dp)
   icmp_last_ms_ = now_ms();
 }
 
-uint64_t Service::now_ms() const { return rte_get_timer_cycles() * 1000 / rte_get_timer_hz(); }
+uint64_t Service::now_ms() const { return rte_get_timer_cycles() / (rte_get_timer_hz() / 1000); }
 
 void Service::drop(rte_mbuf* m, Drop reason) {
   c_.drop(reason);
@@ -164,6 +164,7 @@ void Service::handle_arp(const Generation& g, rte_mbuf* m) {
         c_.event(Event::arp_learned);
       }
       ready.swap(nm.waiting);
+      waiting_total_ -= static_cast<unsigned>(ready.size());
     }
   }
   for (rte_mbuf* w : ready) {
@@ -237,10 +238,14 @@ void Service::send_via(const Generation& g, rte_mbuf* m, uint16_t port, uint32_t
     meta(m)->slot = slot;
     if (!nt.resolve(slot, &eth->dst_addr)) {
       NeighborMeta& nm = nt.meta_locked(slot);
-      if (nm.waiting.size() >= dp_.config().arp.queue_per_neighbor) {
+      // Bounded per neighbor and in total, so that traffic to many silent
+      // addresses cannot pin the mbuf pool.
+      if (nm.waiting.size() >= dp_.config().arp.queue_per_neighbor ||
+          waiting_total_ >= kMaxWaitingTotal) {
         drop(m, Drop::neighbor_queue_full);
       } else {
         nm.waiting.push_back(m);
+        ++waiting_total_;
       }
       uint64_t now = now_ms();
       if (nm.probes == 0 || now - nm.probe_ms >= dp_.config().arp.retry_ms) {
@@ -391,7 +396,9 @@ void Service::fragment(const Generation& g, rte_mbuf* m) {
   unsigned hdr_len = (ip->version_ihl & 0xf) * 4u;
   unsigned total = rte_be_to_cpu_16(ip->total_length);
   unsigned payload = total - hdr_len;
-  unsigned chunk = ((md.mtu - hdr_len) / 8) * 8;
+  // Each fragment is one fresh single-segment mbuf: never larger than its room.
+  unsigned room = RTE_MBUF_DEFAULT_DATAROOM - kEth - hdr_len;
+  unsigned chunk = (std::min<unsigned>(md.mtu - hdr_len, room) / 8) * 8;
   uint16_t frag = rte_be_to_cpu_16(ip->fragment_offset);
   unsigned base = (frag & RTE_IPV4_HDR_OFFSET_MASK) * 8u;
   bool orig_more = frag & RTE_IPV4_HDR_MF_FLAG;
@@ -403,12 +410,21 @@ void Service::fragment(const Generation& g, rte_mbuf* m) {
       for (auto* x : out) rte_pktmbuf_free(x);
       return drop(m, Drop::fragment_failed);
     }
-    auto* dst = rte_pktmbuf_mtod(f, uint8_t*);
-    rte_pktmbuf_append(f, kEth + hdr_len + len);
+    auto* dst = reinterpret_cast<uint8_t*>(rte_pktmbuf_append(f, kEth + hdr_len + len));
+    if (!dst) {
+      rte_pktmbuf_free(f);
+      for (auto* x : out) rte_pktmbuf_free(x);
+      return drop(m, Drop::fragment_failed);
+    }
     std::memcpy(dst, rte_pktmbuf_mtod(m, uint8_t*), kEth + hdr_len);
     // rte_pktmbuf_read copies only when the range spans segments.
     const void* src = rte_pktmbuf_read(m, kEth + hdr_len + off, len, dst + kEth + hdr_len);
-    if (src && src != dst + kEth + hdr_len) std::memcpy(dst + kEth + hdr_len, src, len);
+    if (!src) {
+      rte_pktmbuf_free(f);
+      for (auto* x : out) rte_pktmbuf_free(x);
+      return drop(m, Drop::fragment_failed);
+    }
+    if (src != dst + kEth + hdr_len) std::memcpy(dst + kEth + hdr_len, src, len);
     auto* fip = reinterpret_cast<rte_ipv4_hdr*>(dst + kEth);
     bool more = off + len < payload || orig_more;
     fip->total_length = rte_cpu_to_be_16(hdr_len + len);
@@ -450,9 +466,21 @@ void Service::poll_kernel(const Generation& g) {
     rte_mbuf* m = pkts[i];
     c_.event(Event::from_kernel);
     auto* eth = rte_pktmbuf_mtod(m, rte_ether_hdr*);
-    if (rte_pktmbuf_data_len(m) < kEth + sizeof(rte_ipv4_hdr) ||
-        eth->ether_type != rte_cpu_to_be_16(RTE_ETHER_TYPE_IPV4) ||
-        (ip_of(m)->version_ihl >> 4) != 4) {
+    // The kernel is trusted no more than the wire: a well-formed IPv4 header
+    // without options, a length that fits the frame, a unicast destination.
+    bool ok = rte_pktmbuf_data_len(m) >= kEth + sizeof(rte_ipv4_hdr) &&
+              eth->ether_type == rte_cpu_to_be_16(RTE_ETHER_TYPE_IPV4);
+    if (ok) {
+      rte_ipv4_hdr* ip = ip_of(m);
+      unsigned total = rte_be_to_cpu_16(ip->total_length);
+      uint32_t dst = rte_be_to_cpu_32(ip->dst_addr);
+      ok = ip->version_ihl == 0x45 && total >= sizeof(rte_ipv4_hdr) &&
+           total <= rte_pktmbuf_pkt_len(m) - kEth && (dst >> 24) != 0 && (dst >> 24) != 127 &&
+           dst < 0xe0000000u;
+      if (ok && total < rte_pktmbuf_pkt_len(m) - kEth)
+        rte_pktmbuf_trim(m, rte_pktmbuf_pkt_len(m) - kEth - total);
+    }
+    if (!ok) {
       drop(m, Drop::exception_bad_frame);
       continue;
     }
@@ -473,10 +501,17 @@ void Service::timers(const Generation& g) {
   };
   std::vector<Probe> probes;
   std::vector<rte_mbuf*> failed;
+  std::vector<rte_mbuf*> ready;
   {
     std::lock_guard lock(nt.mutex());
     for (uint32_t s = 0; s < nt.used(); ++s) {
       NeighborMeta& nm = nt.meta_locked(s);
+      // Resolved some other way (a static entry pinned by the API): release.
+      if (nm.state != NeighborState::kIncomplete && !nm.waiting.empty()) {
+        waiting_total_ -= static_cast<unsigned>(nm.waiting.size());
+        ready.insert(ready.end(), nm.waiting.begin(), nm.waiting.end());
+        nm.waiting.clear();
+      }
       switch (nm.state) {
         case NeighborState::kPermanent:
           break;
@@ -503,6 +538,7 @@ void Service::timers(const Generation& g) {
         case NeighborState::kIncomplete:
           if (nm.waiting.empty() || now - nm.probe_ms < cfg.retry_ms) break;
           if (nm.probes >= cfg.retries) {
+            waiting_total_ -= static_cast<unsigned>(nm.waiting.size());
             failed.insert(failed.end(), nm.waiting.begin(), nm.waiting.end());
             nm.waiting.clear();
             nm.probes = 0;
@@ -514,6 +550,15 @@ void Service::timers(const Generation& g) {
           break;
       }
     }
+  }
+  for (rte_mbuf* w : ready) {
+    auto* weth = rte_pktmbuf_mtod(w, rte_ether_hdr*);
+    if (!nt.resolve(meta(w)->slot, &weth->dst_addr)) {
+      drop(w, Drop::neighbor_unresolved);
+      continue;
+    }
+    weth->src_addr = g.ports[meta(w)->out_port].mac;
+    inject(w, meta(w)->out_port);
   }
   for (auto& p : probes) send_arp_request(g, p.port, p.ip);
   // RFC 1812 §4.3.3.1: host unreachable for what could not be delivered. The

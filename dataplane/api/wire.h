@@ -18,9 +18,14 @@ inline constexpr const char* kDefaultSocket = "/run/tether/dataplane.sock";
 // Writes one message; false on an I/O error (errno is set).
 bool write_message(int fd, const nlohmann::json& msg);
 
-// Reads one message. nullopt on EOF, I/O error, an oversize length or
-// invalid JSON; `error` (if given) says which.
-std::optional<nlohmann::json> read_message(int fd, std::string* error = nullptr);
+inline constexpr int kMaxDepth = 64;  // JSON nesting; deeper is refused unparsed
+
+// Reads one message. nullopt on EOF, I/O error, an oversize length, nesting
+// deeper than kMaxDepth or invalid JSON; `error` (if given) says which. With
+// `deadline_ms` > 0 the whole message must arrive within that time, however
+// slowly its bytes trickle in.
+std::optional<nlohmann::json> read_message(int fd, std::string* error = nullptr,
+                                           int deadline_ms = 0);
 
 // Helpers for building responses.
 nlohmann::json ok_response(const nlohmann::json& id, nlohmann::json result);
