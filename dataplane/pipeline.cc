@@ -240,19 +240,27 @@ void forward_burst(Dataplane& dp, Worker& w, const Generation& g, uint16_t in_po
       fslot[nfwd++] = nh.slot;
     }
 
-    // Pass 4: look up the on-link next hops of the burst in one go.
+    // Pass 4: on-link next hops: the worker's slot cache first, then one
+    // bulk lookup in the shared neighbor table for the misses.
     NeighborKey keys[kBurst];
     uint16_t key_idx[kBurst];
     uint32_t slots[kBurst];
     uint16_t nkeys = 0;
-    for (uint16_t i = 0; i < nfwd; ++i)
+    for (uint16_t i = 0; i < nfwd; ++i) {
+      if (fslot[i] != NeighborTable::kNoSlot) continue;
+      fslot[i] = w.neighbor_cache.find(fhop[i], fport[i]);
       if (fslot[i] == NeighborTable::kNoSlot) {
         keys[nkeys] = NeighborKey{fhop[i], fport[i]};
         key_idx[nkeys++] = i;
       }
+    }
     if (nkeys) {
       dp.neighbors().lookup_bulk(keys, nkeys, slots);
-      for (uint16_t k = 0; k < nkeys; ++k) fslot[key_idx[k]] = slots[k];
+      for (uint16_t k = 0; k < nkeys; ++k) {
+        fslot[key_idx[k]] = slots[k];
+        if (slots[k] != NeighborTable::kNoSlot)
+          w.neighbor_cache.put(keys[k].ip, keys[k].port, slots[k]);
+      }
     }
 
     // Pass 5: rewrite Ethernet and buffer, or hand to the service to resolve.

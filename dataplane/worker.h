@@ -25,6 +25,37 @@ struct TxBuffer {
   rte_mbuf* pkts[kBurst];
 };
 
+// Per-worker cache of the neighbor slots of on-link next hops, in front of
+// the shared hash. It never needs invalidating: the neighbor table never
+// deletes a key nor gives a slot to another key, so a (port, ip) → slot
+// mapping stays true forever; only the slot's MAC word changes, and that is
+// read on every packet.
+class NeighborSlotCache {
+ public:
+  static constexpr uint32_t kSize = 1024;  // 8 KiB: stays in L1; index() takes 10 bits
+  uint32_t find(uint32_t ip, uint16_t port) const {
+    const Entry& e = entries_[index(ip, port)];
+    return e.ip == ip && e.port_slot >> 22 == port && (e.port_slot & kSlotMask) != 0
+               ? (e.port_slot & kSlotMask) - 1
+               : UINT32_MAX;
+  }
+  void put(uint32_t ip, uint16_t port, uint32_t slot) {
+    if (port >= 1024 || slot + 1 > kSlotMask) return;  // not representable: just not cached
+    entries_[index(ip, port)] = {ip, uint32_t{port} << 22 | (slot + 1)};
+  }
+
+ private:
+  static constexpr uint32_t kSlotMask = (1u << 22) - 1;  // slot + 1; 0 = empty
+  struct Entry {
+    uint32_t ip;
+    uint32_t port_slot;
+  };
+  static uint32_t index(uint32_t ip, uint16_t port) {  // Fibonacci hashing
+    return ((ip ^ (uint32_t{port} << 24)) * 2654435761u) >> (32 - 10);
+  }
+  std::array<Entry, kSize> entries_{};
+};
+
 struct alignas(64) Worker {
   Dataplane* dp = nullptr;
   unsigned lcore = 0;
@@ -33,6 +64,7 @@ struct alignas(64) Worker {
   rte_ring* inject = nullptr;  // service → this worker: ready-to-send frames
   LcoreCounters* counters = nullptr;
   uint64_t tx_dirty = 0;  // bit per port with buffered packets
+  NeighborSlotCache neighbor_cache;
   std::array<TxBuffer, RTE_MAX_ETHPORTS> tx;
 };
 

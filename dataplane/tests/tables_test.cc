@@ -1,5 +1,10 @@
 #include "dataplane/tables.h"
 
+#include <memory>
+#include <set>
+
+#include "dataplane/worker.h"
+
 #include <gtest/gtest.h>
 
 namespace tether::dp {
@@ -190,6 +195,42 @@ TEST(NeighborTableTest, SlotsArePublishedAtomicallyAndNeverReused) {
   EXPECT_EQ(t.lookup(1, 0x0a000002), a);  // the key stays
   for (uint32_t i = 0; i < 14; ++i) EXPECT_NE(t.ensure_locked(3, i + 1), NeighborTable::kNoSlot);
   EXPECT_EQ(t.ensure_locked(3, 99), NeighborTable::kNoSlot);  // full, counted by the caller
+}
+
+}  // namespace
+}  // namespace tether::dp
+
+namespace tether::dp {
+namespace {
+
+TEST(NeighborSlotCacheTest, RemembersSlotsPerPortAndIp) {
+  auto cache = std::make_unique<NeighborSlotCache>();
+  EXPECT_EQ(cache->find(0x0a000002, 1), UINT32_MAX);  // empty
+  cache->put(0x0a000002, 1, 0);                       // slot 0 is a real slot
+  EXPECT_EQ(cache->find(0x0a000002, 1), 0u);
+  EXPECT_EQ(cache->find(0x0a000002, 2), UINT32_MAX);  // other port
+  cache->put(0x0a000002, 2, 77);
+  EXPECT_EQ(cache->find(0x0a000002, 2), 77u);
+  // 512 addresses of 64 /24s spread over the buckets (a weak index once
+  // folded them into 64).
+  std::set<uint32_t> hits;
+  for (uint32_t a = 0; a < 64; ++a)
+    for (uint32_t b = 2; b < 10; ++b) {
+      uint32_t ip = (198u << 24) | (19u << 16) | (a << 8) | b;
+      cache->put(ip, 0, a * 8 + b);
+    }
+  for (uint32_t a = 0; a < 64; ++a)
+    for (uint32_t b = 2; b < 10; ++b) {
+      uint32_t ip = (198u << 24) | (19u << 16) | (a << 8) | b;
+      uint32_t s = cache->find(ip, 0);
+      if (s != UINT32_MAX) {
+        EXPECT_EQ(s, a * 8 + b);  // a hit is always right
+        hits.insert(ip);
+      }
+    }
+  EXPECT_GT(hits.size(), 350u);
+  cache->put(0x0a000009, 2000, 5);  // port not representable: not cached
+  EXPECT_EQ(cache->find(0x0a000009, 2000), UINT32_MAX);
 }
 
 }  // namespace
