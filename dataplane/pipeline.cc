@@ -121,15 +121,7 @@ void flush_tx(Worker& w) {
   while (dirty) {
     uint16_t port = static_cast<uint16_t>(__builtin_ctzll(dirty));
     dirty &= dirty - 1;
-    TxBuffer& b = w.tx[port];
-    if (b.n == 0) continue;
-    uint16_t sent = rte_eth_tx_burst(port, static_cast<uint16_t>(w.index), b.pkts, b.n);
-    w.counters->tx_packets += sent;
-    if (sent < b.n) {
-      rte_pktmbuf_free_bulk(b.pkts + sent, b.n - sent);
-      w.counters->drop(Drop::tx_full, b.n - sent);
-    }
-    b.n = 0;
+    if (w.tx[port].n) tx_send(w, port);
   }
   w.tx_dirty = 0;
 }

@@ -76,21 +76,26 @@ int worker_main(void* arg);
 void forward_burst(Dataplane& dp, Worker& w, const Generation& g, uint16_t in_port, rte_mbuf** pkts,
                    uint16_t n);
 
+// Sends what the worker buffered for `port`; counts and frees what it refused.
+inline void tx_send(Worker& w, uint16_t port) {
+  TxBuffer& b = w.tx[port];
+  uint16_t sent = rte_eth_tx_burst(port, static_cast<uint16_t>(w.index), b.pkts, b.n);
+  w.counters->tx_packets += sent;
+  if (sent < b.n) {
+    rte_pktmbuf_free_bulk(b.pkts + sent, b.n - sent);
+    w.counters->drop(Drop::tx_full, b.n - sent);
+  }
+  b.n = 0;
+}
+
 // Buffers one ready frame for `port`, sending the buffer when it fills.
 inline void tx_enqueue(Worker& w, uint16_t port, rte_mbuf* m) {
   TxBuffer& b = w.tx[port];
   b.pkts[b.n++] = m;
   w.tx_dirty |= uint64_t{1} << port;
-  if (b.n == kBurst) {
-    uint16_t sent = rte_eth_tx_burst(port, static_cast<uint16_t>(w.index), b.pkts, b.n);
-    w.counters->tx_packets += sent;
-    if (sent < b.n) {
-      rte_pktmbuf_free_bulk(b.pkts + sent, b.n - sent);
-      w.counters->drop(Drop::tx_full, b.n - sent);
-    }
-    b.n = 0;
-  }
+  if (b.n == kBurst) tx_send(w, port);
 }
+
 // Sends whatever the worker buffered; counts what the ports refused.
 void flush_tx(Worker& w);
 

@@ -18,7 +18,6 @@ import os
 import pathlib
 import shutil
 import signal
-import socket
 import struct
 import subprocess
 import sys
@@ -46,36 +45,12 @@ class Mismatch(CaseFailure):
 
 # --- the dataplane API (docs/dataplane-api.md): 4-byte big-endian length + JSON ---
 
-class Api:
-    def __init__(self, path):
-        self.sock = socket.socket(socket.AF_UNIX, socket.SOCK_STREAM)
-        self.sock.settimeout(10)
-        self.sock.connect(str(path))
-        self.next_id = 1
-        self.call("hello", {"version": 1, "client": "pcap-runner"})
+sys.path.insert(0, str(pathlib.Path(__file__).resolve().parents[1]))
+from tether_api import ApiClient  # noqa: E402  (tests/tether_api.py)
 
-    def call(self, method, params=None):
-        msg = {"id": self.next_id, "method": method, "params": params or {}}
-        self.next_id += 1
-        body = json.dumps(msg).encode()
-        self.sock.sendall(struct.pack(">I", len(body)) + body)
-        (n,) = struct.unpack(">I", self._read(4))
-        reply = json.loads(self._read(n))
-        if not reply.get("ok"):
-            raise CaseFailure(f"API {method} refused: {reply.get('error')}")
-        return reply["result"]
 
-    def _read(self, n):
-        buf = b""
-        while len(buf) < n:
-            chunk = self.sock.recv(n - len(buf))
-            if not chunk:
-                raise CaseFailure("API connection closed")
-            buf += chunk
-        return buf
-
-    def close(self):
-        self.sock.close()
+def Api(path):  # noqa: N802
+    return ApiClient(path, client="pcap-runner", timeout=10)
 
 
 # --- pcaps ---

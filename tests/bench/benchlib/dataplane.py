@@ -3,45 +3,15 @@
 import json
 import os
 import signal
-import socket
-import struct
 import subprocess
+import sys
 import time
+from pathlib import Path
 
 from benchlib.env import child_affinity
 
-
-class ApiClient:
-    def __init__(self, path):
-        self.sock = socket.socket(socket.AF_UNIX, socket.SOCK_STREAM)
-        self.sock.connect(path)
-        self.next_id = 1
-        self.call("hello", {"version": 1, "client": "tests/bench"})
-
-    def call(self, method, params=None):
-        msg = {"id": self.next_id, "method": method}
-        self.next_id += 1
-        if params is not None:
-            msg["params"] = params
-        data = json.dumps(msg).encode()
-        self.sock.sendall(struct.pack("!I", len(data)) + data)
-        (n,) = struct.unpack("!I", self._read(4))
-        reply = json.loads(self._read(n))
-        if not reply.get("ok"):
-            raise RuntimeError(f"{method}: {reply.get('error')}")
-        return reply["result"]
-
-    def _read(self, n):
-        buf = b""
-        while len(buf) < n:
-            chunk = self.sock.recv(n - len(buf))
-            if not chunk:
-                raise RuntimeError("dataplane API closed the connection")
-            buf += chunk
-        return buf
-
-    def close(self):
-        self.sock.close()
+sys.path.insert(0, str(Path(__file__).resolve().parents[2]))
+from tether_api import ApiClient  # noqa: E402  (tests/tether_api.py)
 
 
 class Dataplane:
