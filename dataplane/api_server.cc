@@ -327,6 +327,7 @@ json ApiServer::dispatch(const std::string& method, const json& params) {
     std::lock_guard lock(nt.mutex());
     for (uint32_t s = 0; s < nt.used(); ++s) {
       NeighborMeta& m = nt.meta_locked(s);
+      if (!m.in_use) continue;
       const PortInfo* p = g.state.port_by_id(m.port);
       bool has_mac = m.state != NeighborState::kIncomplete;
       out.push_back({{"port", p ? p->name : std::to_string(m.port)},

@@ -157,6 +157,7 @@ DataplaneConfig parse(const json& root) {
     c.arp.reachable_ms = get_uint<uint32_t>(*a, "reachable_ms", "arp", 30000, 100, 86400000);
     c.arp.retry_ms = get_uint<uint32_t>(*a, "retry_ms", "arp", 1000, 10, 60000);
     c.arp.retries = get_uint<uint32_t>(*a, "retries", "arp", 3, 1, 100);
+    c.arp.forget_ms = get_uint<uint32_t>(*a, "forget_ms", "arp", 30000, 100, 86400000);
     c.arp.queue_per_neighbor = get_uint<uint32_t>(*a, "queue_per_neighbor", "arp", 4, 0, 64);
     c.arp.max_neighbors = get_uint<uint32_t>(*a, "max_neighbors", "arp", 65536, 16, 1u << 22);
   }

@@ -45,6 +45,7 @@ struct ArpConfig {
   uint32_t reachable_ms = 30000;
   uint32_t retry_ms = 1000;
   uint32_t retries = 3;
+  uint32_t forget_ms = 30000;
   uint32_t queue_per_neighbor = 4;
   uint32_t max_neighbors = 65536;
 };

@@ -57,7 +57,8 @@ namespace tether::dp {
   X(icmp_echo_replies, "ICMP echo replies sent")                        \
   X(icmp_errors_sent, "ICMP errors sent")                               \
   X(fragmented, "packets fragmented to fit the egress MTU")             \
-  X(neighbors_expired, "neighbors that stopped answering")
+  X(neighbors_expired, "neighbors that stopped answering")              \
+  X(neighbors_forgotten, "silent addresses forgotten, slots reused")
 
 enum class Drop : uint8_t {
 #define X(name, text) name,

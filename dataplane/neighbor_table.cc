@@ -1,5 +1,6 @@
 #include "dataplane/neighbor_table.h"
 
+#include <rte_cycles.h>
 #include <rte_errno.h>
 #include <rte_jhash.h>
 
@@ -46,7 +47,11 @@ bool NeighborTable::init(uint32_t capacity, int socket, std::string* error) {
   }
   capacity_ = capacity;
   words_ = std::make_unique<std::atomic<uint64_t>[]>(capacity);
-  for (uint32_t i = 0; i < capacity; ++i) words_[i].store(0, std::memory_order_relaxed);
+  keys_ = std::make_unique<std::atomic<uint64_t>[]>(capacity);
+  for (uint32_t i = 0; i < capacity; ++i) {
+    words_[i].store(0, std::memory_order_relaxed);
+    keys_[i].store(0, std::memory_order_relaxed);
+  }
   meta_.resize(capacity);
   return true;
 }
@@ -54,15 +59,24 @@ bool NeighborTable::init(uint32_t capacity, int socket, std::string* error) {
 uint32_t NeighborTable::ensure_locked(uint16_t port, Ipv4 ip) {
   uint32_t slot = lookup(port, ip);
   if (slot != kNoSlot) return slot;
-  if (used_ >= capacity_) return kNoSlot;
-  slot = used_;
+  bool fresh = free_.empty();
+  if (fresh && used_ >= capacity_) return kNoSlot;
+  slot = fresh ? used_ : free_.back();
   NeighborKey k{ip, port};
   if (rte_hash_add_key_data(hash_, &k, reinterpret_cast<void*>(uintptr_t{slot})) != 0)
     return kNoSlot;
-  ++used_;
+  if (fresh) {
+    ++used_;
+  } else {
+    free_.pop_back();
+  }
   meta_[slot] = NeighborMeta{};
+  meta_[slot].in_use = true;
+  meta_[slot].created_ms = rte_get_timer_cycles() / (rte_get_timer_hz() / 1000);
   meta_[slot].port = port;
   meta_[slot].ip = ip;
+  words_[slot].store(0, std::memory_order_release);
+  keys_[slot].store(key_word(ip, port), std::memory_order_release);
   return slot;
 }
 
@@ -73,6 +87,25 @@ void NeighborTable::publish_locked(uint32_t slot, const MacAddr& mac, NeighborSt
   w |= uint64_t{static_cast<uint8_t>(state)} << 56;
   words_[slot].store(w, std::memory_order_release);
   meta_[slot].state = state;
+}
+
+void NeighborTable::retire_locked(uint32_t slot, rte_rcu_qsbr* qsbr) {
+  NeighborMeta& m = meta_[slot];
+  NeighborKey k{m.ip, m.port};
+  int32_t pos = rte_hash_del_key(hash_, &k);
+  keys_[slot].store(0, std::memory_order_release);
+  words_[slot].store(0, std::memory_order_release);
+  m.in_use = false;
+  if (pos >= 0) retired_.push_back({slot, pos, rte_rcu_qsbr_start(qsbr)});
+}
+
+void NeighborTable::collect_locked(rte_rcu_qsbr* qsbr) {
+  std::erase_if(retired_, [&](const Retired& r) {
+    if (rte_rcu_qsbr_check(qsbr, r.token, false) != 1) return false;
+    rte_hash_free_key_with_position(hash_, r.position);
+    free_.push_back(r.slot);
+    return true;
+  });
 }
 
 MacAddr NeighborTable::mac_of(uint32_t slot) const {

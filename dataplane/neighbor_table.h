@@ -1,16 +1,21 @@
 // IPv4 neighbors (ARP) per port. Workers read it lock-free: an rte_hash with
 // lock-free reader/writer concurrency maps (port, ip) to a slot, and each slot
-// publishes its MAC and state in one atomic 64-bit word. Keys are never
-// deleted (a slot that stops answering goes back to kIncomplete), so readers
-// never see a slot reused under them. Writers (the API thread when it builds
-// a generation, the service thread when it learns or ages) serialise on a
-// mutex; the bookkeeping beside the word (timers, waiting packets) belongs to
-// the service thread.
+// publishes its MAC and state in one atomic 64-bit word and the key it serves
+// in another. Writers (the API thread when it builds a generation, the service
+// thread when it learns, ages and forgets) serialise on a mutex; the
+// bookkeeping beside the words (timers, waiting packets) belongs to the
+// service thread.
+//
+// Forgetting: an address that never answered is retired (its key deleted,
+// its key word cleared) and its slot reused only after an RCU grace period,
+// so a reader that found the slot before never sees it serve another key.
+// Readers that remember slots (the workers' caches) check the key word.
 #pragma once
 
 #include <rte_ether.h>
 #include <rte_hash.h>
 #include <rte_mbuf.h>
+#include <rte_rcu_qsbr.h>
 
 #include <atomic>
 #include <cstdint>
@@ -34,6 +39,8 @@ struct NeighborKey {
 
 // Service-thread bookkeeping of one slot.
 struct NeighborMeta {
+  bool in_use = false;
+  uint64_t created_ms = 0;
   uint16_t port = 0;
   Ipv4 ip = 0;
   NeighborState state = NeighborState::kIncomplete;
@@ -85,6 +92,14 @@ class NeighborTable {
     return true;
   }
 
+  // The key a slot serves, as a word: compare with key_word(ip, port).
+  static uint64_t key_word(Ipv4 ip, uint16_t port) {
+    return uint64_t{ip} << 16 | port | uint64_t{1} << 48;
+  }
+  bool serves(uint32_t slot, Ipv4 ip, uint16_t port) const {
+    return keys_[slot].load(std::memory_order_acquire) == key_word(ip, port);
+  }
+
   // --- writers ---
   std::mutex& mutex() { return mutex_; }
   // Slot for (port, ip), created incomplete when absent; kNoSlot when full.
@@ -93,12 +108,27 @@ class NeighborTable {
   // Publishes a MAC (or clears it with kIncomplete). Caller holds mutex().
   void publish_locked(uint32_t slot, const MacAddr& mac, NeighborState state);
   NeighborMeta& meta_locked(uint32_t slot) { return meta_[slot]; }
+  // Slots ever handed out; iterate [0, used()) and skip !meta.in_use.
   uint32_t used() const { return used_; }
+  // Forgets a slot (caller holds mutex()); it is reused after every reader
+  // of `qsbr` has passed a quiescent state, see collect_locked().
+  void retire_locked(uint32_t slot, rte_rcu_qsbr* qsbr);
+  // Frees retired slots whose grace period is over. Caller holds mutex().
+  void collect_locked(rte_rcu_qsbr* qsbr);
+  size_t retired() const { return retired_.size(); }
   MacAddr mac_of(uint32_t slot) const;
 
  private:
   rte_hash* hash_ = nullptr;
   std::unique_ptr<std::atomic<uint64_t>[]> words_;
+  std::unique_ptr<std::atomic<uint64_t>[]> keys_;  // key_word() of the slot, 0 when free
+  struct Retired {
+    uint32_t slot;
+    int32_t position;  // rte_hash key position to free after the grace period
+    uint64_t token;
+  };
+  std::vector<Retired> retired_;
+  std::vector<uint32_t> free_;
   std::vector<NeighborMeta> meta_;
   uint32_t capacity_ = 0;
   uint32_t used_ = 0;

@@ -240,8 +240,11 @@ void forward_burst(Dataplane& dp, Worker& w, const Generation& g, uint16_t in_po
     uint16_t nkeys = 0;
     for (uint16_t i = 0; i < nfwd; ++i) {
       if (fslot[i] != NeighborTable::kNoSlot) continue;
-      fslot[i] = w.neighbor_cache.find(fhop[i], fport[i]);
-      if (fslot[i] == NeighborTable::kNoSlot) {
+      // A cached slot may have been retired and reused since: check its key.
+      uint32_t cached = w.neighbor_cache.find(fhop[i], fport[i]);
+      if (cached != NeighborTable::kNoSlot && dp.neighbors().serves(cached, fhop[i], fport[i])) {
+        fslot[i] = cached;
+      } else {
         keys[nkeys] = NeighborKey{fhop[i], fport[i]};
         key_idx[nkeys++] = i;
       }

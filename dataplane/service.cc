@@ -230,6 +230,10 @@ void Service::send_via(const Generation& g, rte_mbuf* m, uint16_t port, uint32_t
   bool request = false;
   {
     std::lock_guard lock(nt.mutex());
+    // A slot found by a worker may have been forgotten while the packet sat
+    // in the ring: trust it only if it still serves this next hop.
+    if (slot != NeighborTable::kNoSlot && !nt.serves(slot, nexthop, port))
+      slot = NeighborTable::kNoSlot;
     if (slot == NeighborTable::kNoSlot) slot = nt.ensure_locked(port, nexthop);
     if (slot == NeighborTable::kNoSlot) {
       drop(m, Drop::neighbor_table_full);
@@ -502,10 +506,31 @@ void Service::timers(const Generation& g) {
   std::vector<Probe> probes;
   std::vector<rte_mbuf*> failed;
   std::vector<rte_mbuf*> ready;
+  // Once a second: forget addresses that never answered and that no route
+  // names as its gateway, so that traffic to many silent addresses cannot
+  // fill the table for good.
+  bool forget = now - last_forget_ms_ >= 1000;
+  std::vector<uint8_t> referenced;
+  if (forget) {
+    last_forget_ms_ = now;
+    referenced.assign(nt.used(), 0);
+    for (auto& [domain, table] : g.domains)
+      for (auto& nh : table->nexthops)
+        if (nh.slot < referenced.size()) referenced[nh.slot] = 1;
+  }
   {
     std::lock_guard lock(nt.mutex());
+    if (forget) nt.collect_locked(dp_.qsbr());
     for (uint32_t s = 0; s < nt.used(); ++s) {
       NeighborMeta& nm = nt.meta_locked(s);
+      if (!nm.in_use) continue;
+      if (forget && nm.state == NeighborState::kIncomplete && nm.waiting.empty() &&
+          s < referenced.size() && !referenced[s] &&
+          now - std::max(nm.created_ms, nm.probe_ms) >= cfg.forget_ms) {
+        nt.retire_locked(s, dp_.qsbr());
+        c_.event(Event::neighbors_forgotten);
+        continue;
+      }
       // Resolved some other way (a static entry pinned by the API): release.
       if (nm.state != NeighborState::kIncomplete && !nm.waiting.empty()) {
         waiting_total_ -= static_cast<unsigned>(nm.waiting.size());

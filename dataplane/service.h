@@ -56,6 +56,7 @@ class Service {
   double icmp_tokens_;
   uint64_t icmp_last_ms_;
   uint64_t last_timer_ms_ = 0;
+  uint64_t last_forget_ms_ = 0;
   std::vector<rte_mbuf*> kernel_tx_;
   // Packets held for ARP across all neighbors, and the most it may hold.
   static constexpr unsigned kMaxWaitingTotal = 1024;

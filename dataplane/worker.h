@@ -26,10 +26,9 @@ struct TxBuffer {
 };
 
 // Per-worker cache of the neighbor slots of on-link next hops, in front of
-// the shared hash. It never needs invalidating: the neighbor table never
-// deletes a key nor gives a slot to another key, so a (port, ip) → slot
-// mapping stays true forever; only the slot's MAC word changes, and that is
-// read on every packet.
+// the shared hash. It is never invalidated: a hit is checked against the
+// slot's key word (NeighborTable::serves), which changes when the table
+// forgets an address and reuses its slot.
 class NeighborSlotCache {
  public:
   static constexpr uint32_t kSize = 1024;  // 8 KiB: stays in L1; index() takes 10 bits

@@ -5,6 +5,10 @@
 
 #include "dataplane/worker.h"
 
+#include <rte_rcu_qsbr.h>
+
+#include <cstdlib>
+
 #include <gtest/gtest.h>
 
 namespace tether::dp {
@@ -231,6 +235,46 @@ TEST(NeighborSlotCacheTest, RemembersSlotsPerPortAndIp) {
   EXPECT_GT(hits.size(), 350u);
   cache->put(0x0a000009, 2000, 5);  // port not representable: not cached
   EXPECT_EQ(cache->find(0x0a000009, 2000), UINT32_MAX);
+}
+
+}  // namespace
+}  // namespace tether::dp
+
+namespace tether::dp {
+namespace {
+
+TEST(NeighborTableTest, ForgottenSlotsAreReusedOnlyAfterAGracePeriod) {
+  NeighborTable t;
+  std::string err;
+  ASSERT_TRUE(t.init(8, SOCKET_ID_ANY, &err)) << err;
+  size_t sz = rte_rcu_qsbr_get_memsize(1);
+  auto* qsbr = static_cast<rte_rcu_qsbr*>(aligned_alloc(RTE_CACHE_LINE_SIZE, sz));
+  ASSERT_EQ(rte_rcu_qsbr_init(qsbr, 1), 0);
+  rte_rcu_qsbr_thread_register(qsbr, 0);
+  rte_rcu_qsbr_thread_online(qsbr, 0);  // one reader, e.g. a worker
+  std::lock_guard lock(t.mutex());
+  uint32_t slots[8];
+  for (uint32_t i = 0; i < 8; ++i)
+    ASSERT_NE(slots[i] = t.ensure_locked(1, 100 + i), NeighborTable::kNoSlot);
+  EXPECT_EQ(t.ensure_locked(1, 200), NeighborTable::kNoSlot);  // full
+  EXPECT_TRUE(t.serves(slots[2], 102, 1));
+
+  t.retire_locked(slots[2], qsbr);
+  EXPECT_FALSE(t.serves(slots[2], 102, 1));  // cached copies now miss
+  EXPECT_EQ(t.lookup(1, 102), NeighborTable::kNoSlot);
+  t.collect_locked(qsbr);
+  EXPECT_EQ(t.ensure_locked(1, 200), NeighborTable::kNoSlot);  // reader may still hold it
+
+  rte_rcu_qsbr_quiescent(qsbr, 0);
+  t.collect_locked(qsbr);
+  uint32_t reused = t.ensure_locked(1, 200);
+  EXPECT_EQ(reused, slots[2]);
+  EXPECT_TRUE(t.serves(reused, 200, 1));
+  EXPECT_FALSE(t.serves(reused, 102, 1));
+  rte_ether_addr mac;
+  EXPECT_FALSE(t.resolve(reused, &mac));  // starts incomplete, no stale MAC
+  rte_rcu_qsbr_thread_offline(qsbr, 0);
+  free(qsbr);
 }
 
 }  // namespace

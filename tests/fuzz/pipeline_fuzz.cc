@@ -41,7 +41,8 @@ constexpr const char* kConfig = R"({
   "neighbors": [{"port": "uplink", "ip": "10.0.1.254", "mac": "02:00:00:00:01:fe"},
                 {"port": "lan", "ip": "10.0.2.2", "mac": "02:00:00:00:02:02"}],
   "icmp": {"rate_per_sec": 1000000, "burst": 1000000},
-  "arp": {"retry_ms": 10, "retries": 1, "queue_per_neighbor": 4, "max_neighbors": 1024}
+  "arp": {"retry_ms": 10, "retries": 1, "queue_per_neighbor": 4, "max_neighbors": 1024,
+          "forget_ms": 100}
 })";
 
 Dataplane* g_dp = nullptr;

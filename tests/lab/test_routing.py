@@ -186,3 +186,25 @@ def test_api_clients_that_vanish_do_not_stop_forwarding(two_hosts):
         assert c.generation() == t.dp.ready_generation
     assert t.dp.running(), t.dp.proc.tail()
     assert_ping(t.h1.ns, t.h2.ip, count=3)
+
+
+def test_silent_addresses_do_not_lock_out_real_hosts(lab):
+    """Datagrams to more silent on-link addresses than the neighbor table holds
+    fill it; the gateway forgets addresses that never answered (arp.forget_ms)
+    so that a real host can still be resolved afterwards."""
+    from conftest import TwoHosts
+    t = TwoHosts(lab)
+    t.dp.config["arp"] = {"max_neighbors": 16, "retry_ms": 100, "retries": 1, "forget_ms": 300}
+    t.dp.start()
+    flood = ("import socket\n"
+             "s = socket.socket(socket.AF_INET, socket.SOCK_DGRAM)\n"
+             "for i in range(40):\n"
+             "    s.sendto(b'anyone?', ('10.0.2.%d' % (100 + i), 9))\n")
+    t.h1.ns.run("/usr/bin/python3", "-c", flood)
+    labkit.wait_until(lambda: t.dp.counters()["drops"]["neighbor_table_full"] > 0, 30,
+                      "the flood to fill the neighbor table")
+    # Every slot but h1's (it answered) held a silent address.
+    labkit.wait_until(lambda: t.dp.counters()["events"]["neighbors_forgotten"] >= 15, 30,
+                      "silent addresses to be forgotten")
+    # h2 was never resolved: it needs a slot now, and gets one.
+    assert_ping(t.h1.ns, t.h2.ip, count=3)
