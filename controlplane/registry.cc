@@ -164,15 +164,19 @@ Result<ChangeId> Registry::add_interface(std::string_view port, const Attributio
   auto exists = interface_exists(port);
   if (!exists) return exists.error();
   if (*exists) return conflict("interface " + std::string(port) + " already exists");
-  auto ins =
-      db_.prepare(sql_with_now("INSERT INTO interfaces (port, created_at) VALUES (?1, NOW)"));
-  if (!ins) return ins.error();
-  ins->bind(1, port);
-  if (auto st = ins->run(); !st) return st.error();
+  if (auto st = insert_interface(port); !st) return st.error();
   auto id = audit("interface.add", {{"port", port}}, by);
   if (!id) return id.error();
   if (auto st = tx->commit(); !st) return st.error();
   return *id;
+}
+
+Status Registry::insert_interface(std::string_view port) {
+  auto ins =
+      db_.prepare(sql_with_now("INSERT INTO interfaces (port, created_at) VALUES (?1, NOW)"));
+  if (!ins) return ins.error();
+  ins->bind(1, port);
+  return ins->run();
 }
 
 Result<ChangeId> Registry::add_address(std::string_view port, std::string_view address,
@@ -197,11 +201,7 @@ Result<ChangeId> Registry::add_address(std::string_view port, std::string_view a
                       format_prefix(a.address) + "; delete that first to change its length");
   }
   if (!*exists) {
-    auto ins =
-        db_.prepare(sql_with_now("INSERT INTO interfaces (port, created_at) VALUES (?1, NOW)"));
-    if (!ins) return ins.error();
-    ins->bind(1, port);
-    if (auto st = ins->run(); !st) return st.error();
+    if (auto st = insert_interface(port); !st) return st.error();
   }
   auto ins = db_.prepare(sql_with_now(
       "INSERT INTO interface_addresses (port, address, created_at) VALUES (?1, ?2, NOW)"));

@@ -127,6 +127,8 @@ class Registry {
   Result<ChangeId> audit(std::string_view action, const nlohmann::json& detail,
                          const Attribution& by);
   Result<bool> interface_exists(std::string_view port);
+  // Inside the caller's transaction; no audit row of its own.
+  Status insert_interface(std::string_view port);
   Result<std::vector<PortAddress>> load_addresses();
   Result<std::vector<Route>> load_routes(std::optional<uint16_t> domain);
   // Routes whose gateway would lose its connected subnet without `gone`.
