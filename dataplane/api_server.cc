@@ -17,6 +17,8 @@
 #include "dataplane/api/wire.h"
 #include "dataplane/dataplane.h"
 #include "dataplane/log.h"
+#include "dataplane/wireguard.h"
+#include "tunnel/format.h"
 
 namespace tether::dp {
 
@@ -46,14 +48,94 @@ std::string str_field(const json& o, const char* key, const std::string& where, 
   return it->get<std::string>();
 }
 
+wg::Key key_field(const json& o, const char* key, const std::string& where) {
+  std::string v = str_field(o, key, where, true);
+  auto k = wg::key_from_base64(v);
+  if (!k)
+    refuse("invalid_argument", where + ": " + key + " is not a base64 key as `wg genkey` prints");
+  return *k;
+}
+
+uint64_t uint_field(const json& o, const char* key, const std::string& where, uint64_t def,
+                    uint64_t min, uint64_t max) {
+  auto it = o.find(key);
+  if (it == o.end() || it->is_null()) return def;
+  if (!it->is_number_unsigned() || it->get<uint64_t>() < min || it->get<uint64_t>() > max)
+    refuse("invalid_argument", where + ": " + key + " must be an integer " + std::to_string(min) +
+                                   "-" + std::to_string(max));
+  return it->get<uint64_t>();
+}
+
+void parse_wg_interface(const json& j, const std::string& where, Change& c) {
+  WgInterfaceEntry& e = c.wg_interface;
+  e.name = str_field(j, "name", where, true);
+  if (!c.add) return;
+  e.private_key = key_field(j, "private_key", where);
+  e.listen_port = static_cast<uint16_t>(uint_field(j, "listen_port", where, 0, 1, 65535));
+  if (!e.listen_port) refuse("invalid_argument", where + ": missing \"listen_port\"");
+  std::string a = str_field(j, "address", where, true);
+  auto ip = parse_ipv4(a);
+  if (!ip) refuse("invalid_argument", where + ": address \"" + a + "\" is not like 10.0.1.1");
+  e.address = *ip;
+  e.mtu = static_cast<uint16_t>(uint_field(j, "mtu", where, 1420, 576, 9000));
+}
+
+void parse_wg_peer(const json& j, const std::string& where, Change& c) {
+  WgPeerEntry& e = c.wg_peer;
+  e.interface = str_field(j, "interface", where, true);
+  e.public_key = key_field(j, "public_key", where);
+  if (!c.add) return;
+  if (j.contains("preshared_key") && !j["preshared_key"].is_null()) {
+    e.preshared_key = key_field(j, "preshared_key", where);
+    e.has_psk = true;
+  }
+  std::string ep = str_field(j, "endpoint", where, false);
+  if (!ep.empty()) {
+    auto colon = ep.rfind(':');
+    std::optional<Ipv4> ip =
+        colon == std::string::npos ? std::nullopt : parse_ipv4(ep.substr(0, colon));
+    unsigned long port = 0;
+    if (ip) {
+      try {
+        size_t used = 0;
+        port = std::stoul(ep.substr(colon + 1), &used);
+        if (used != ep.size() - colon - 1) port = 0;
+      } catch (const std::exception&) {
+        port = 0;
+      }
+    }
+    if (!ip || port == 0 || port > 65535)
+      refuse("invalid_argument", where + ": endpoint \"" + ep + "\" is not like 192.0.2.1:51820");
+    e.endpoint = WgPeer::pack_endpoint(*ip, static_cast<uint16_t>(port));
+  }
+  auto al = j.find("allowed");
+  if (al != j.end() && !al->is_null()) {
+    if (!al->is_array()) refuse("invalid_argument", where + ": allowed must be a list of prefixes");
+    for (auto& x : *al) {
+      auto pre = x.is_string() ? parse_prefix(x.get<std::string>(), true) : std::nullopt;
+      if (!pre || x.get<std::string>().find('/') == std::string::npos)
+        refuse("invalid_argument",
+               where + ": allowed entry " + x.dump() + " is not like 10.0.0.0/24");
+      e.allowed.push_back(*pre);
+    }
+  }
+  e.domain = static_cast<uint16_t>(uint_field(j, "domain", where, 0, 0, 4095));
+  e.persistent_keepalive =
+      static_cast<uint16_t>(uint_field(j, "persistent_keepalive", where, 0, 0, 65535));
+}
+
 Change parse_change(const json& j, size_t i) {
   std::string where = "change " + std::to_string(i);
   if (!j.is_object()) refuse("invalid_argument", where + ": must be an object");
   Change c;
   std::string op = str_field(j, "op", where, true);
-  if (op != "add" && op != "del") refuse("invalid_argument", where + ": op must be add or del");
-  c.add = op == "add";
   std::string kind = str_field(j, "kind", where, true);
+  bool wg_kind = kind == "wg_interface" || kind == "wg_peer";
+  if (op != "add" && op != "del" && !(wg_kind && op == "update"))
+    refuse("invalid_argument",
+           where + (wg_kind ? ": op must be add, update or del" : ": op must be add or del"));
+  c.add = op != "del";
+  c.update = op == "update";
   if (kind == "address") {
     c.kind = Change::Kind::kAddress;
     c.port = str_field(j, "port", where, true);
@@ -93,8 +175,15 @@ Change parse_change(const json& j, size_t i) {
         refuse("invalid_argument", where + ": mac \"" + mac + "\" is not like 02:00:00:00:00:01");
       c.mac = *m;
     }
+  } else if (kind == "wg_interface") {
+    c.kind = Change::Kind::kWgInterface;
+    parse_wg_interface(j, where, c);
+  } else if (kind == "wg_peer") {
+    c.kind = Change::Kind::kWgPeer;
+    parse_wg_peer(j, where, c);
   } else {
-    refuse("invalid_argument", where + ": kind must be address, route or neighbor");
+    refuse("invalid_argument",
+           where + ": kind must be address, route, neighbor, wg_interface or wg_peer");
   }
   return c;
 }
@@ -271,6 +360,80 @@ json ApiServer::handle(const json& req, bool& hello_done) {
   }
 }
 
+json ApiServer::wg_interfaces_json(const Generation& g) {
+  json out = json::array();
+  for (auto& e : g.state.wg_interfaces()) {
+    wg::Identity id;
+    wg::Identity::from_private(e.private_key, &id);
+    size_t peers = 0;
+    for (auto& p : g.state.wg_peers()) peers += p.interface == e.name;
+    out.push_back({{"name", e.name},
+                   {"public_key", wg::key_to_base64(id.public_key)},
+                   {"listen_port", e.listen_port},
+                   {"address", format_ipv4(e.address)},
+                   {"mtu", e.mtu},
+                   {"peers", peers},
+                   {"origin", origin_name(e.origin)}});
+    wg::secure_zero(id);
+  }
+  return {{"interfaces", out}};
+}
+
+json ApiServer::wg_peers_json(const Generation& g, const std::string& only) {
+  json out = json::array();
+  uint64_t now = dp_.now_ms();
+  std::lock_guard lock(dp_.wg().mutex());
+  for (size_t i = 0; i < g.wg_peers.size(); ++i) {
+    const WgPeer* p = g.wg_peers[i];
+    if (!p || (!only.empty() && p->iface->name != only)) continue;
+    const WgPeerEntry* e = nullptr;
+    for (auto& pe : g.state.wg_peers())
+      if (pe.interface == p->iface->name && pe.public_key == p->keys.public_key) e = &pe;
+    if (!e) continue;
+    WgPeerCounters sum;
+    for (auto& c : p->counters) {
+      sum.rx_packets += c.rx_packets;
+      sum.rx_bytes += c.rx_bytes;
+      sum.tx_packets += c.tx_packets;
+      sum.tx_bytes += c.tx_bytes;
+      for (size_t d = 0; d < sum.drops.size(); ++d) sum.drops[d] += c.drops[d];
+    }
+    json drops = json::object();
+    for (size_t d = 0; d < sum.drops.size(); ++d) drops[kWgPeerDropNames[d]] = sum.drops[d];
+    json allowed = json::array();
+    for (auto& a : e->allowed) allowed.push_back(format_prefix(a));
+    uint64_t ep = p->endpoint.load(std::memory_order_relaxed);
+    json endpoint = nullptr;
+    if (ep)
+      endpoint =
+          format_ipv4(WgPeer::endpoint_ip(ep)) + ":" + std::to_string(WgPeer::endpoint_port(ep));
+    out.push_back(
+        {{"interface", p->iface->name},
+         {"public_key", wg::key_to_base64(p->keys.public_key)},
+         {"endpoint", endpoint},
+         {"allowed", allowed},
+         {"domain", p->domain},
+         {"persistent_keepalive", e->persistent_keepalive},
+         {"preshared_key", p->has_psk},
+         {"last_handshake_ms_ago", p->handshakes ? json(now - p->session_born_ms) : json(nullptr)},
+         {"last_handshake_unix_ms",
+          p->handshakes ? json(p->last_handshake_wall_ms) : json(nullptr)},
+         {"handshakes", p->handshakes},
+         {"rx_packets", sum.rx_packets},
+         {"rx_bytes", sum.rx_bytes},
+         {"tx_packets", sum.tx_packets},
+         {"tx_bytes", sum.tx_bytes},
+         {"staged", p->staged.size()},
+         {"drops", drops},
+         {"keypairs",
+          {{"current", p->current.load() != nullptr},
+           {"previous", p->previous.load() != nullptr},
+           {"next", p->next.load() != nullptr}}},
+         {"origin", origin_name(e->origin)}});
+  }
+  return {{"peers", out}};
+}
+
 json ApiServer::dispatch(const std::string& method, const json& params) {
   const Generation& g = *dp_.current();  // the API thread is the writer: stable here
   if (method == "generation.get") return {{"generation", g.id}};
@@ -318,12 +481,40 @@ json ApiServer::dispatch(const std::string& method, const json& params) {
                         {"kind", "static"},
                         {"origin", origin_name(r.origin)}});
     }
+    for (auto& p : g.state.wg_peers()) {
+      if (only && p.domain != *only) continue;
+      for (auto& pre : p.allowed)
+        routes.push_back({{"domain", p.domain},
+                          {"prefix", format_prefix(pre)},
+                          {"via", nullptr},
+                          {"port", nullptr},
+                          {"peer", wg::key_to_base64(p.public_key)},
+                          {"interface", p.interface},
+                          {"kind", "tunnel"},
+                          {"origin", origin_name(p.origin)}});
+    }
     return {{"generation", g.id}, {"routes", routes}};
+  }
+  if (method == "wg.interfaces.list") return wg_interfaces_json(g);
+  if (method == "wg.peers.list") {
+    std::string only;
+    if (params.contains("interface")) {
+      if (!params["interface"].is_string()) refuse("invalid_argument", "interface must be a name");
+      only = params["interface"].get<std::string>();
+    }
+    return wg_peers_json(g, only);
+  }
+  if (method == "clock.advance") {
+    if (!dp_.config().testing.clock_control)
+      refuse("invalid_argument", "clock.advance needs \"testing\": {\"clock_control\": true}");
+    if (!params.contains("ms") || !params["ms"].is_number_unsigned())
+      refuse("invalid_argument", "clock.advance needs \"ms\"");
+    return {{"now_ms", dp_.advance_clock(params["ms"].get<uint64_t>())}};
   }
   if (method == "neighbors.list") {
     json out = json::array();
     auto& nt = dp_.neighbors();
-    uint64_t now = rte_get_timer_cycles() / (rte_get_timer_hz() / 1000);
+    uint64_t now = dp_.now_ms();
     std::lock_guard lock(nt.mutex());
     for (uint32_t s = 0; s < nt.used(); ++s) {
       NeighborMeta& m = nt.meta_locked(s);

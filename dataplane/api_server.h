@@ -13,6 +13,7 @@
 namespace tether::dp {
 
 class Dataplane;
+struct Generation;
 
 class ApiServer {
  public:
@@ -27,6 +28,8 @@ class ApiServer {
  private:
   void loop();
   nlohmann::json dispatch(const std::string& method, const nlohmann::json& params);
+  nlohmann::json wg_interfaces_json(const Generation& g);
+  nlohmann::json wg_peers_json(const Generation& g, const std::string& only_interface);
 
   Dataplane& dp_;
   std::string path_;

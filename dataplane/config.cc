@@ -51,9 +51,9 @@ Ipv4Prefix parse_iface_address(const json& v, const std::string& where) {
 
 DataplaneConfig parse(const json& root) {
   if (!root.is_object()) fail("the configuration must be a JSON object");
-  static const std::set<std::string> known = {"api_socket", "eal_args",  "lcores",  "mbufs",
-                                              "ports",      "exception", "routes",  "neighbors",
-                                              "icmp",       "arp",       "$comment"};
+  static const std::set<std::string> known = {
+      "api_socket", "eal_args", "lcores", "mbufs",     "ports",   "exception", "routes",
+      "neighbors",  "icmp",     "arp",    "wireguard", "testing", "$comment"};
   for (auto& [k, _] : root.items())
     if (!known.count(k)) fail("unknown top-level key \"" + k + "\"");
 
@@ -160,6 +160,45 @@ DataplaneConfig parse(const json& root) {
     c.arp.forget_ms = get_uint<uint32_t>(*a, "forget_ms", "arp", 30000, 100, 86400000);
     c.arp.queue_per_neighbor = get_uint<uint32_t>(*a, "queue_per_neighbor", "arp", 4, 0, 64);
     c.arp.max_neighbors = get_uint<uint32_t>(*a, "max_neighbors", "arp", 65536, 16, 1u << 22);
+  }
+  if (const json* w = field(root, "wireguard")) {
+    if (!w->is_object()) fail("wireguard must be an object");
+    for (auto& [k, _] : w->items())
+      if (k != "under_load_per_sec" && k != "timers") fail("wireguard: unknown key \"" + k + "\"");
+    c.wireguard.under_load_per_sec =
+        get_uint<uint32_t>(*w, "under_load_per_sec", "wireguard", 1000, 0, 10000000);
+    if (const json* t = field(*w, "timers")) {
+      if (!t->is_object()) fail("wireguard.timers must be an object");
+      static const std::set<std::string> timer_keys = {
+          "rekey_after_time_ms", "reject_after_time_ms", "rekey_attempt_time_ms",
+          "rekey_timeout_ms",    "keepalive_timeout_ms", "rekey_after_messages"};
+      for (auto& [k, _] : t->items())
+        if (!timer_keys.count(k)) fail("wireguard.timers: unknown key \"" + k + "\"");
+      auto& tc = c.wireguard.timers;
+      const std::string where = "wireguard.timers";
+      tc.rekey_after_time_ms =
+          get_uint<uint64_t>(*t, "rekey_after_time_ms", where, 120000, 100, 86400000);
+      tc.reject_after_time_ms =
+          get_uint<uint64_t>(*t, "reject_after_time_ms", where, 180000, 100, 86400000);
+      tc.rekey_attempt_time_ms =
+          get_uint<uint64_t>(*t, "rekey_attempt_time_ms", where, 90000, 100, 86400000);
+      tc.rekey_timeout_ms = get_uint<uint64_t>(*t, "rekey_timeout_ms", where, 5000, 10, 600000);
+      tc.keepalive_timeout_ms =
+          get_uint<uint64_t>(*t, "keepalive_timeout_ms", where, 10000, 10, 600000);
+      tc.rekey_after_messages = get_uint<uint64_t>(
+          *t, "rekey_after_messages", where, wg::kRekeyAfterMessages, 16, wg::kRekeyAfterMessages);
+      if (tc.reject_after_time_ms <= tc.rekey_after_time_ms)
+        fail("wireguard.timers: reject_after_time_ms must exceed rekey_after_time_ms");
+    }
+  }
+  if (const json* t = field(root, "testing")) {
+    if (!t->is_object()) fail("testing must be an object");
+    for (auto& [k, _] : t->items())
+      if (k != "clock_control") fail("testing: unknown key \"" + k + "\"");
+    if (const json* cc = field(*t, "clock_control")) {
+      if (!cc->is_boolean()) fail("testing.clock_control must be true or false");
+      c.testing.clock_control = cc->get<bool>();
+    }
   }
   return c;
 }

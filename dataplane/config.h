@@ -8,6 +8,7 @@
 #include <vector>
 
 #include "common/net.h"
+#include "tunnel/timers.h"
 
 namespace tether::dp {
 
@@ -50,6 +51,17 @@ struct ArpConfig {
   uint32_t max_neighbors = 65536;
 };
 
+struct WireguardConfig {
+  // Handshake messages per second above which an interface is "under load"
+  // and asks initiators for a cookie first (WireGuard paper §5.3).
+  uint32_t under_load_per_sec = 1000;
+  wg::TimerConfig timers;  // the protocol's constants unless a test shortens them
+};
+
+struct TestingConfig {
+  bool clock_control = false;  // enables clock.advance in the API
+};
+
 struct DataplaneConfig {
   std::string api_socket = "/run/tether/dataplane.sock";
   std::vector<std::string> eal_args = {"--in-memory", "--no-pci", "--no-telemetry"};
@@ -62,6 +74,8 @@ struct DataplaneConfig {
   std::vector<NeighborConfig> neighbors;
   IcmpConfig icmp;
   ArpConfig arp;
+  WireguardConfig wireguard;
+  TestingConfig testing;
 };
 
 // Parses the JSON text; on failure returns nullopt and sets `error` to a

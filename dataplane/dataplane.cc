@@ -33,6 +33,7 @@ namespace {
 constexpr uint16_t kRxDesc = 512;
 constexpr uint16_t kTxDesc = 512;
 constexpr unsigned kPuntRing = 4096;
+constexpr unsigned kHandshakeRing = 4096;
 constexpr unsigned kInjectRing = 1024;
 constexpr unsigned kPoolCache = 256;
 }  // namespace
@@ -45,6 +46,7 @@ Dataplane::~Dataplane() {
   for (auto& w : workers_)
     if (w->inject) rte_ring_free(w->inject);
   if (punt_) rte_ring_free(punt_);
+  if (handshake_) rte_ring_free(handshake_);
 }
 
 bool Dataplane::setup(std::string* error) {
@@ -54,6 +56,8 @@ bool Dataplane::setup(std::string* error) {
     return false;
   }
   service_lcore_ = rte_get_main_lcore();
+  cycles_per_ms_ = std::max<uint64_t>(1, rte_get_timer_hz() / 1000);
+  wg_.set_timers(cfg_.wireguard.timers);
   counters_ = std::make_unique<CounterBlock>();
   int socket = static_cast<int>(rte_socket_id());
 
@@ -82,9 +86,20 @@ bool Dataplane::setup(std::string* error) {
     *error = "no worker lcores";
     return false;
   }
+  if (workers_.size() > kMaxWorkers) {
+    *error = "at most " + std::to_string(kMaxWorkers) + " worker lcores";
+    return false;
+  }
   punt_ = rte_ring_create("punt", kPuntRing, socket, RING_F_SC_DEQ);
   if (!punt_) {
     *error = std::string("cannot create the service ring: ") + rte_strerror(rte_errno);
+    return false;
+  }
+  // Handshake messages get their own ring: a flood of initiations cannot
+  // crowd out ARP, and its depth is the load that turns cookies on.
+  handshake_ = rte_ring_create("wg_handshake", kHandshakeRing, socket, RING_F_SC_DEQ);
+  if (!handshake_) {
+    *error = std::string("cannot create the handshake ring: ") + rte_strerror(rte_errno);
     return false;
   }
   unsigned readers = static_cast<unsigned>(workers_.size()) + 1;  // + service
@@ -98,9 +113,10 @@ bool Dataplane::setup(std::string* error) {
   // Enough mbufs for every descriptor, ring and per-lcore cache, or what the
   // config asks for if that is more.
   size_t nports = cfg_.ports.size() + (cfg_.exception_device ? 1 : 0);
-  size_t needed = nports * workers_.size() * (kRxDesc + kTxDesc) + kPuntRing +
-                  workers_.size() * kInjectRing + (workers_.size() + 2) * kPoolCache +
-                  size_t{cfg_.arp.queue_per_neighbor} * 1024 + 4096;
+  size_t needed = nports * workers_.size() * (kRxDesc + kTxDesc) + kPuntRing + kHandshakeRing +
+                  kMaxStagedTotal + workers_.size() * kInjectRing +
+                  (workers_.size() + 2) * kPoolCache + size_t{cfg_.arp.queue_per_neighbor} * 1024 +
+                  4096;
   uint32_t n = static_cast<uint32_t>(std::max<size_t>(cfg_.mbufs, needed));
   pool_ = rte_pktmbuf_pool_create("mbufs", n, kPoolCache, 0, RTE_MBUF_DEFAULT_BUF_SIZE, socket);
   if (!pool_) {
@@ -146,7 +162,11 @@ bool Dataplane::setup(std::string* error) {
       *error = "config " + where + ": " + *err;
       return false;
     }
-  auto g = build_generation(state, nullptr, 1, neighbors_, error);
+  std::unique_ptr<Generation> g;
+  {
+    std::lock_guard wl(wg_.mutex());
+    g = build_generation(state, nullptr, 1, neighbors_, error, &wg_);
+  }
   if (!g) return false;
   {
     std::lock_guard lock(neighbors_.mutex());
@@ -315,8 +335,10 @@ Dataplane::ApplyResult Dataplane::apply_changes(const std::vector<Change>& chang
       }
   }
   std::string err;
-  auto g = build_generation(next, live_.get(), live_->id + 1, neighbors_, &err);
+  std::unique_lock wl(wg_.mutex());
+  auto g = build_generation(next, live_.get(), live_->id + 1, neighbors_, &err, &wg_);
   if (!g) {
+    wg_.collect(*live_, qsbr_);  // whatever the failed build created
     r.code = "internal";
     r.error = err;
     return r;
@@ -333,6 +355,10 @@ Dataplane::ApplyResult Dataplane::apply_changes(const std::vector<Change>& chang
       neighbors_.publish_locked(slot, mac, NeighborState::kPermanent);
   }
   publish(std::move(g));
+  // Peers and interfaces the new generation dropped stop now: their keys
+  // leave the index table, and their memory goes after a grace period.
+  wg_.collect(*live_, qsbr_);
+  for (rte_mbuf* m : wg_.take_orphans()) rte_pktmbuf_free(m);
   r.generation = live_->id;
   return r;
 }
@@ -363,6 +389,14 @@ int64_t Dataplane::shutdown() {
   while (punt_ && rte_ring_dequeue(punt_, &m) == 0) {
     c.drop(Drop::shutdown);
     rte_pktmbuf_free(static_cast<rte_mbuf*>(m));
+  }
+  while (handshake_ && rte_ring_dequeue(handshake_, &m) == 0) {
+    c.drop(Drop::shutdown);
+    rte_pktmbuf_free(static_cast<rte_mbuf*>(m));
+  }
+  {
+    std::lock_guard wl(wg_.mutex());
+    c.drop(Drop::shutdown, wg_.clear());
   }
   for (auto& w : workers_)
     while (rte_ring_dequeue(w->inject, &m) == 0) {

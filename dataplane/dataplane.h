@@ -8,6 +8,7 @@
 // control_mutex_. Workers never lock.
 #pragma once
 
+#include <rte_cycles.h>
 #include <rte_mempool.h>
 #include <rte_rcu_qsbr.h>
 #include <rte_ring.h>
@@ -23,6 +24,7 @@
 #include "dataplane/counters.h"
 #include "dataplane/neighbor_table.h"
 #include "dataplane/tables.h"
+#include "dataplane/wireguard.h"
 #include "dataplane/worker.h"
 
 namespace tether::dp {
@@ -66,6 +68,19 @@ class Dataplane {
   NeighborTable& neighbors() { return neighbors_; }
   rte_mempool* pool() { return pool_; }
   rte_ring* punt_ring() { return punt_; }
+  rte_ring* handshake_ring() { return handshake_; }
+  WgRuntime& wg() { return wg_; }
+
+  // The dataplane's clock in milliseconds: monotonic, plus whatever tests
+  // advanced it by (clock.advance, with testing.clock_control). Any thread.
+  uint64_t now_ms() const {
+    return rte_get_timer_cycles() / cycles_per_ms_ +
+           clock_offset_ms_.load(std::memory_order_relaxed);
+  }
+  uint64_t advance_clock(uint64_t ms) {
+    clock_offset_ms_.fetch_add(ms, std::memory_order_relaxed);
+    return now_ms();
+  }
   std::vector<std::unique_ptr<Worker>>& workers() { return workers_; }
   CounterBlock& counters() { return *counters_; }
   unsigned service_lcore() const { return service_lcore_; }
@@ -80,7 +95,11 @@ class Dataplane {
   std::optional<uint16_t> exception_port_;
   rte_mempool* pool_ = nullptr;
   rte_ring* punt_ = nullptr;
+  rte_ring* handshake_ = nullptr;
   rte_rcu_qsbr* qsbr_ = nullptr;
+  WgRuntime wg_;
+  uint64_t cycles_per_ms_ = 1;
+  std::atomic<uint64_t> clock_offset_ms_{0};
   NeighborTable neighbors_;
   std::vector<std::unique_ptr<Worker>> workers_;
   std::unique_ptr<CounterBlock> counters_;

@@ -42,6 +42,20 @@ namespace tether::dp {
   X(tx_full, "port TX queue full")                                                           \
   X(icmp_rate_limited, "ICMP error suppressed by the rate limit")                            \
   X(no_buffers, "mbuf pool empty")                                                           \
+  X(wg_malformed, "WireGuard message of a wrong type or length, or not in one segment")      \
+  X(wg_unknown_index, "WireGuard receiver index names no live session")                      \
+  X(wg_replay, "WireGuard counter already seen or older than the replay window")             \
+  X(wg_auth_failed, "WireGuard data message did not authenticate")                           \
+  X(wg_bad_inner_source, "decrypted packet's source is not an allowed prefix of its peer")   \
+  X(wg_bad_inner_packet, "decrypted packet is not valid IPv4")                               \
+  X(wg_keys_expired, "WireGuard session too old or counter exhausted")                       \
+  X(wg_no_keys, "no WireGuard session could be made for a staged packet")                    \
+  X(wg_no_endpoint, "WireGuard peer has no known endpoint")                                  \
+  X(wg_encap_failed, "no room to add WireGuard headers")                                     \
+  X(wg_handshake_invalid, "handshake message failed MAC1 or did not decrypt")                \
+  X(wg_handshake_replay, "initiation timestamp not newer than the last one")                 \
+  X(wg_handshake_flood, "initiations from one peer above 50 per second")                     \
+  X(wg_handshake_queue_full, "handshake queue to the service thread full")                   \
   X(shutdown, "freed while shutting down")
 
 #define TETHER_EVENTS(X)                                                \
@@ -58,7 +72,19 @@ namespace tether::dp {
   X(icmp_errors_sent, "ICMP errors sent")                               \
   X(fragmented, "packets fragmented to fit the egress MTU")             \
   X(neighbors_expired, "neighbors that stopped answering")              \
-  X(neighbors_forgotten, "silent addresses forgotten, slots reused")
+  X(neighbors_forgotten, "silent addresses forgotten, slots reused")    \
+  X(wg_initiations_received, "WireGuard initiations received")          \
+  X(wg_responses_received, "WireGuard responses received")              \
+  X(wg_cookie_replies_received, "WireGuard cookie replies received")    \
+  X(wg_initiations_sent, "WireGuard initiations sent")                  \
+  X(wg_responses_sent, "WireGuard responses sent")                      \
+  X(wg_cookie_replies_sent, "WireGuard cookie replies sent under load") \
+  X(wg_handshakes_completed, "WireGuard sessions derived")              \
+  X(wg_keepalives_received, "WireGuard keepalives received")            \
+  X(wg_keepalives_sent, "WireGuard keepalives sent")                    \
+  X(wg_endpoint_changes, "WireGuard peers seen at a new endpoint")      \
+  X(wg_staged, "packets held for a WireGuard handshake")                \
+  X(wg_keys_zeroed, "WireGuard peers whose keys were erased by timer")
 
 enum class Drop : uint8_t {
 #define X(name, text) name,

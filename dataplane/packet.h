@@ -22,14 +22,18 @@ enum class Punt : uint8_t {
   kNoRoute,      // ICMP net unreachable wanted
   kFragNeeded,   // ICMP fragmentation needed (DF set)
   kFragment,     // fragment to fit the egress MTU, then send
+  kWgHandshake,  // WireGuard initiation, response or cookie reply (handshake ring)
+  kWgStage,      // inner packet for WireGuard peer `nexthop` that has no usable session
+  kWgFragment,   // inner packet for WireGuard peer `nexthop` to fragment to `mtu` first
 };
 
 struct PacketMeta {
-  uint32_t nexthop;  // host order: the neighbor to resolve (kResolve, kFragment)
-  uint32_t slot;     // neighbor slot of nexthop, or NeighborTable::kNoSlot
+  uint32_t nexthop;  // host order: the neighbor to resolve (kResolve, kFragment); kWgStage: peer id
+  uint32_t slot;  // neighbor slot of nexthop, or NeighborTable::kNoSlot; kWgHandshake: interface id
   uint16_t in_port;
   uint16_t out_port;
-  uint16_t mtu;  // egress MTU (kFragNeeded, kFragment)
+  uint16_t mtu;     // egress MTU (kFragNeeded, kFragment)
+  uint16_t domain;  // routing domain the packet was routed in (a tunnel's inner domain after decap)
   Punt punt;
   uint8_t pad;
 };

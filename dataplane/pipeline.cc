@@ -9,12 +9,15 @@
 #include <rte_lpm.h>
 #include <rte_prefetch.h>
 #include <rte_rcu_qsbr.h>
+#include <rte_udp.h>
 #include <rte_vect.h>
 
 #include "dataplane/dataplane.h"
 #include "dataplane/log.h"
 #include "dataplane/packet.h"
+#include "dataplane/wireguard.h"
 #include "dataplane/worker.h"
+#include "tunnel/messages.h"
 
 namespace tether::dp {
 namespace {
@@ -108,10 +111,11 @@ inline void lookup_all(const DomainTable& t, const uint32_t* ips, uint32_t* idx,
     if (rte_lpm_lookup(t.lpm, ips[i], &idx[i]) != 0) idx[i] = t.default_nh;
 }
 
-inline void set_punt(rte_mbuf* m, Punt why, uint16_t in_port) {
+inline void set_punt(rte_mbuf* m, Punt why, uint16_t in_port, uint16_t domain) {
   PacketMeta* md = meta(m);
   md->punt = why;
   md->in_port = in_port;
+  md->domain = domain;
 }
 
 }  // namespace
@@ -126,21 +130,326 @@ void flush_tx(Worker& w) {
   w.tx_dirty = 0;
 }
 
+namespace {
+
+// Where a run of IPv4 packets came from: a port, or a WireGuard peer whose
+// messages were just decrypted (then `table` is the peer's inner domain).
+struct Origin4 {
+  const DomainTable* table;
+  uint16_t in_port;
+  uint16_t domain;
+  const WgPeer* from_peer;
+};
+
+// What leaves a burst other than by a worker's TX buffer.
+struct Sink {
+  rte_mbuf* punt[kBurst];
+  rte_mbuf* drop[kBurst];
+  rte_mbuf* handshake[kBurst];
+  rte_mbuf* wg_in[kBurst];  // data messages to decrypt
+  uint8_t wg_listen[kBurst];
+  uint16_t npunt = 0, ndrop = 0, nhandshake = 0, nwg = 0;
+};
+
+// Index into g.wg_listen when `m` (IPv4 to own address `dst`) is UDP to a
+// WireGuard listen port, else -1.
+inline int wg_listen_of(const Generation& g, uint16_t domain, uint32_t dst, rte_mbuf* m) {
+  auto* ip = rte_pktmbuf_mtod_offset(m, rte_ipv4_hdr*, kEtherHdr);
+  if (ip->next_proto_id != IPPROTO_UDP ||
+      (ip->fragment_offset & rte_cpu_to_be_16(RTE_IPV4_HDR_OFFSET_MASK | RTE_IPV4_HDR_MF_FLAG)) ||
+      rte_pktmbuf_data_len(m) < kEtherHdr + sizeof(rte_ipv4_hdr) + sizeof(rte_udp_hdr) + 4 ||
+      rte_be_to_cpu_16(ip->total_length) < sizeof(rte_ipv4_hdr) + sizeof(rte_udp_hdr) + 4)
+    return -1;
+  auto* udp = reinterpret_cast<rte_udp_hdr*>(ip + 1);
+  uint16_t port = rte_be_to_cpu_16(udp->dst_port);
+  for (size_t i = 0; i < g.wg_listen.size(); ++i) {
+    const WgListen& l = g.wg_listen[i];
+    if (l.addr == dst && l.port == port && l.domain == domain) return static_cast<int>(i);
+  }
+  return -1;
+}
+
+// Passes 2-5 over validated IPv4 packets of one origin.
+void route_ipv4(Dataplane& dp, Worker& w, const Generation& g, const Origin4& o, rte_mbuf** ip4,
+                uint32_t* dst, uint32_t* src, uint16_t nip, Sink& out, uint64_t now) {
+  LcoreCounters& c = *w.counters;
+  const DomainTable& table = *o.table;
+  // Hoisted: stores into packets (uint8_t) would otherwise force reloads.
+  const NextHop* nexthops = table.nexthops.data();
+  const std::atomic<uint64_t>* neighbor_words = dp.neighbors().words();
+  auto drop_one = [&](rte_mbuf* m, Drop why) {
+    c.drop(why);
+    out.drop[out.ndrop++] = m;
+  };
+  auto punt_one = [&](rte_mbuf* m, Punt why) {
+    PacketMeta* md = meta(m);
+    md->punt = why;
+    md->in_port = o.in_port;
+    md->domain = o.domain;
+    out.punt[out.npunt++] = m;
+  };
+
+  // Pass 2: route every destination and every source of the burst at once.
+  uint32_t dres[kBurst], sres[kBurst];
+  lookup_all(table, dst, dres, nip);
+  lookup_all(table, src, sres, nip);
+
+  // Pass 3: decide. Routing results stay in these arrays; only punted
+  // packets get metadata (the mbuf's second cache line).
+  rte_mbuf* fwd[kBurst];
+  uint16_t fport[kBurst];
+  uint32_t fhop[kBurst], fslot[kBurst];
+  uint16_t nfwd = 0;
+  rte_mbuf* tun[kBurst];
+  uint32_t tun_peer[kBurst];
+  uint16_t ntun = 0;
+  for (uint16_t k = 0; k < nip; ++k) {
+    rte_mbuf* m = ip4[k];
+    if (o.from_peer) {
+      // Cryptokey routing (WireGuard paper §2): the inner source must be an
+      // allowed prefix of the peer it came from.
+      if (sres[k] == DomainTable::kNoDefault || nexthops[sres[k]].kind != NextHopKind::kTunnel ||
+          g.wg_peers[nexthops[sres[k]].peer] != o.from_peer) {
+        const_cast<WgPeer*>(o.from_peer)
+            ->counters[w.index]
+            .drops[static_cast<size_t>(WgPeerDrop::kBadInnerSource)]++;
+        drop_one(m, Drop::wg_bad_inner_source);
+        continue;
+      }
+    } else if (sres[k] != DomainTable::kNoDefault &&
+               (nexthops[sres[k]].kind == NextHopKind::kLocal ||
+                nexthops[sres[k]].kind == NextHopKind::kBroadcast)) {
+      // RFC 1812 §5.3.7: a source that is a subnet broadcast (or one of our
+      // own addresses, i.e. spoofed) is invalid; such datagrams are not forwarded.
+      drop_one(m, Drop::ipv4_martian_source);
+      continue;
+    }
+    uint32_t idx = dres[k];
+    if (idx == DomainTable::kNoDefault) {
+      c.drop(Drop::no_route);
+      punt_one(m, Punt::kNoRoute);
+      continue;
+    }
+    const NextHop& nh = nexthops[idx];
+    if (nh.kind == NextHopKind::kLocal) {
+      if (!o.from_peer && !g.wg_listen.empty()) {
+        int li = wg_listen_of(g, o.domain, dst[k], m);
+        if (li >= 0) {
+          uint8_t type = *rte_pktmbuf_mtod_offset(
+              m, uint8_t*, kEtherHdr + sizeof(rte_ipv4_hdr) + sizeof(rte_udp_hdr));
+          if (type == wg::kData) {
+            out.wg_in[out.nwg] = m;
+            out.wg_listen[out.nwg++] = static_cast<uint8_t>(li);
+          } else if (type >= wg::kInitiation && type <= wg::kCookieReply) {
+            PacketMeta* md = meta(m);
+            md->punt = Punt::kWgHandshake;
+            md->in_port = o.in_port;
+            md->domain = o.domain;
+            md->slot = static_cast<uint32_t>(li);
+            out.handshake[out.nhandshake++] = m;
+          } else {
+            drop_one(m, Drop::wg_malformed);
+          }
+          continue;
+        }
+      }
+      c.event(Event::punted_local);
+      punt_one(m, Punt::kLocal);
+      continue;
+    }
+    if (nh.kind == NextHopKind::kBroadcast) {
+      drop_one(m, Drop::ipv4_bad_destination);
+      continue;
+    }
+    auto* ip = rte_pktmbuf_mtod_offset(m, rte_ipv4_hdr*, kEtherHdr);
+    if (ip->time_to_live <= 1) {
+      c.drop(Drop::ttl_exceeded);
+      punt_one(m, Punt::kTtlExceeded);
+      continue;
+    }
+    if (nh.kind == NextHopKind::kTunnel) {
+      const WgPeer* p = g.wg_peers[nh.peer];
+      if (rte_be_to_cpu_16(ip->total_length) > p->iface->mtu) {
+        PacketMeta* md = meta(m);
+        md->nexthop = nh.peer;
+        md->mtu = p->iface->mtu;
+        if (ip->fragment_offset & rte_cpu_to_be_16(RTE_IPV4_HDR_DF_FLAG)) {
+          c.drop(Drop::mtu_exceeded_df);
+          punt_one(m, Punt::kFragNeeded);
+        } else {
+          ipv4_decrement_ttl(ip);
+          punt_one(m, Punt::kWgFragment);
+        }
+        continue;
+      }
+      ipv4_decrement_ttl(ip);
+      tun[ntun] = m;
+      tun_peer[ntun++] = nh.peer;
+      continue;
+    }
+    uint32_t hop = nh.gateway ? nh.gateway : dst[k];
+    uint16_t mtu = g.ports[nh.port].mtu;
+    if (rte_be_to_cpu_16(ip->total_length) > mtu) {
+      PacketMeta* md = meta(m);
+      md->out_port = nh.port;
+      md->nexthop = hop;
+      md->slot = nh.slot;
+      md->mtu = mtu;
+      if (ip->fragment_offset & rte_cpu_to_be_16(RTE_IPV4_HDR_DF_FLAG)) {
+        c.drop(Drop::mtu_exceeded_df);
+        punt_one(m, Punt::kFragNeeded);
+      } else {
+        ipv4_decrement_ttl(ip);
+        punt_one(m, Punt::kFragment);
+      }
+      continue;
+    }
+    ipv4_decrement_ttl(ip);
+    fwd[nfwd] = m;
+    fport[nfwd] = nh.port;
+    fhop[nfwd] = hop;
+    fslot[nfwd++] = nh.slot;
+  }
+
+  // Pass 3b: encrypt what goes into a tunnel; the outer packets join the
+  // forwarded ones for the neighbor and TX passes.
+  for (uint16_t i = 0; i < ntun; ++i) {
+    rte_mbuf* m = tun[i];
+    WgPeer* p = g.wg_peers[tun_peer[i]];
+    uint16_t len =
+        rte_be_to_cpu_16(rte_pktmbuf_mtod_offset(m, rte_ipv4_hdr*, kEtherHdr)->total_length);
+    Drop why = Drop::wg_encap_failed;
+    switch (wg_encap(*w.aead, g, p, dp.wg().timers(), now, m, len, w.index, &why, &fport[nfwd],
+                     &fhop[nfwd], &fslot[nfwd])) {
+      case EncapResult::kSent:
+        fwd[nfwd++] = m;
+        break;
+      case EncapResult::kStage:
+        meta(m)->nexthop = tun_peer[i];
+        punt_one(m, Punt::kWgStage);
+        break;
+      case EncapResult::kDrop:
+        drop_one(m, why);
+        break;
+    }
+  }
+
+  // Pass 4: on-link next hops: the worker's slot cache first, then one
+  // bulk lookup in the shared neighbor table for the misses.
+  NeighborKey keys[kBurst];
+  uint16_t key_idx[kBurst];
+  uint32_t slots[kBurst];
+  uint16_t nkeys = 0;
+  for (uint16_t i = 0; i < nfwd; ++i) {
+    if (fslot[i] != NeighborTable::kNoSlot) continue;
+    // A cached slot may have been retired and reused since: check its key.
+    uint32_t cached = w.neighbor_cache.find(fhop[i], fport[i]);
+    if (cached != NeighborTable::kNoSlot && dp.neighbors().serves(cached, fhop[i], fport[i])) {
+      fslot[i] = cached;
+    } else {
+      keys[nkeys] = NeighborKey{fhop[i], fport[i]};
+      key_idx[nkeys++] = i;
+    }
+  }
+  if (nkeys) {
+    dp.neighbors().lookup_bulk(keys, nkeys, slots);
+    for (uint16_t k = 0; k < nkeys; ++k) {
+      fslot[key_idx[k]] = slots[k];
+      if (slots[k] != NeighborTable::kNoSlot)
+        w.neighbor_cache.put(keys[k].ip, keys[k].port, slots[k]);
+    }
+  }
+
+  // Pass 5: rewrite Ethernet and buffer, or hand to the service to resolve.
+  for (uint16_t i = 0; i < nfwd; ++i) {
+    rte_mbuf* m = fwd[i];
+    auto* eth = rte_pktmbuf_mtod(m, rte_ether_hdr*);
+    if (fslot[i] != NeighborTable::kNoSlot &&
+        NeighborTable::resolve(neighbor_words, fslot[i], &eth->dst_addr)) {
+      eth->src_addr = g.ports[fport[i]].mac;
+      tx_enqueue(w, fport[i], m);
+    } else {
+      PacketMeta* md = meta(m);
+      md->punt = Punt::kResolve;
+      md->in_port = o.in_port;
+      md->domain = o.domain;
+      md->out_port = fport[i];
+      md->nexthop = fhop[i];
+      md->slot = fslot[i];
+      c.event(Event::punted_resolve);
+      out.punt[out.npunt++] = m;
+    }
+  }
+}
+
+// Decrypts the burst's WireGuard data messages and routes what they carried
+// in each peer's inner domain, a run of same-peer packets at a time.
+void decap_and_route(Dataplane& dp, Worker& w, const Generation& g, Sink& out, uint64_t now) {
+  LcoreCounters& c = *w.counters;
+  rte_mbuf* inner[kBurst];
+  WgPeer* from[kBurst];
+  uint32_t dst[kBurst], src[kBurst];
+  uint16_t n = 0;
+  uint16_t nwg = out.nwg;
+  out.nwg = 0;
+  for (uint16_t i = 0; i < nwg; ++i) {
+    rte_mbuf* m = out.wg_in[i];
+    WgPeer* p = nullptr;
+    Drop why = Drop::wg_malformed;
+    switch (wg_decap(*w.aead, g, dp.wg().indices(), g.wg_listen[out.wg_listen[i]], dp.wg().timers(),
+                     now, m, w.index, c, &p, &why)) {
+      case DecapResult::kInner: {
+        auto* ip = rte_pktmbuf_mtod_offset(m, rte_ipv4_hdr*, kEtherHdr);
+        uint32_t s = rte_be_to_cpu_32(ip->src_addr), d = rte_be_to_cpu_32(ip->dst_addr);
+        if (martian(s)) {
+          c.drop(Drop::ipv4_martian_source);
+          out.drop[out.ndrop++] = m;
+        } else if (martian(d)) {
+          c.drop(Drop::ipv4_bad_destination);
+          out.drop[out.ndrop++] = m;
+        } else {
+          inner[n] = m;
+          from[n] = p;
+          src[n] = s;
+          dst[n++] = d;
+        }
+        break;
+      }
+      case DecapResult::kKeepalive:
+        out.drop[out.ndrop++] = m;  // consumed, not a drop: no counter
+        break;
+      case DecapResult::kDrop:
+        c.drop(why);
+        out.drop[out.ndrop++] = m;
+        break;
+    }
+  }
+  for (uint16_t i = 0; i < n;) {
+    uint16_t j = i + 1;
+    while (j < n && from[j] == from[i]) ++j;
+    const WgPeer* p = from[i];
+    const DomainTable* t = g.domain(p->domain);
+    if (t) {
+      Origin4 o{t, p->iface->port, p->domain, p};
+      route_ipv4(dp, w, g, o, inner + i, dst + i, src + i, static_cast<uint16_t>(j - i), out, now);
+    } else {
+      for (uint16_t k = i; k < j; ++k) {
+        c.drop(Drop::no_route);
+        out.drop[out.ndrop++] = inner[k];
+      }
+    }
+    i = j;
+  }
+}
+
+}  // namespace
+
 void forward_burst(Dataplane& dp, Worker& w, const Generation& g, uint16_t in_port, rte_mbuf** pkts,
                    uint16_t n) {
   LcoreCounters& c = *w.counters;
   const PortView& in = g.ports[in_port];
-  const DomainTable& table = *in.table;
-  // Hoisted: stores into packets (uint8_t) would otherwise force reloads.
-  const NextHop* nexthops = table.nexthops.data();
-  const std::atomic<uint64_t>* neighbor_words = dp.neighbors().words();
-  rte_mbuf* punt[kBurst];
-  rte_mbuf* drop[kBurst];
-  uint16_t npunt = 0, ndrop = 0;
-  auto drop_one = [&](rte_mbuf* m, Drop why) {
-    c.drop(why);
-    drop[ndrop++] = m;
-  };
+  Sink out;
+  uint64_t now = g.wg_listen.empty() && g.wg_peers.empty() ? 0 : dp.now_ms();
 
   // Pass 1: parse and validate.
   rte_mbuf* ip4[kBurst];
@@ -153,142 +462,35 @@ void forward_burst(Dataplane& dp, Worker& w, const Generation& g, uint16_t in_po
     if (r.kind == Kind::kIpv4) {
       ip4[nip++] = m;
     } else if (r.kind == Kind::kArp) {
-      set_punt(m, Punt::kArp, in_port);
-      punt[npunt++] = m;
+      set_punt(m, Punt::kArp, in_port, in.domain);
+      out.punt[out.npunt++] = m;
     } else {
-      drop_one(m, r.drop);
+      c.drop(r.drop);
+      out.drop[out.ndrop++] = m;
     }
   }
-  if (nip == 0) goto out;
+  if (nip)
+    route_ipv4(dp, w, g, Origin4{in.table, in_port, in.domain, nullptr}, ip4, dst, src, nip, out,
+               now);
+  if (out.nwg) decap_and_route(dp, w, g, out, now);
 
-  {
-    // Pass 2: route every destination and every source of the burst at once.
-    uint32_t dres[kBurst], sres[kBurst];
-    lookup_all(table, dst, dres, nip);
-    lookup_all(table, src, sres, nip);
-
-    // Pass 3: decide. Routing results stay in these arrays; only punted
-    // packets get metadata (the mbuf's second cache line).
-    rte_mbuf* fwd[kBurst];
-    uint16_t fport[kBurst];
-    uint32_t fhop[kBurst], fslot[kBurst];
-    uint16_t nfwd = 0;
-    for (uint16_t k = 0; k < nip; ++k) {
-      rte_mbuf* m = ip4[k];
-      // RFC 1812 §5.3.7: a source that is a subnet broadcast (or one of our
-      // own addresses, i.e. spoofed) is invalid; such datagrams are not forwarded.
-      if (sres[k] != DomainTable::kNoDefault && nexthops[sres[k]].kind != NextHopKind::kForward) {
-        drop_one(m, Drop::ipv4_martian_source);
-        continue;
-      }
-      uint32_t idx = dres[k];
-      if (idx == DomainTable::kNoDefault) {
-        c.drop(Drop::no_route);
-        set_punt(m, Punt::kNoRoute, in_port);
-        punt[npunt++] = m;
-        continue;
-      }
-      const NextHop& nh = nexthops[idx];
-      if (nh.kind != NextHopKind::kForward) {
-        if (nh.kind == NextHopKind::kLocal) {
-          c.event(Event::punted_local);
-          set_punt(m, Punt::kLocal, in_port);
-          punt[npunt++] = m;
-        } else {
-          drop_one(m, Drop::ipv4_bad_destination);
-        }
-        continue;
-      }
-      auto* ip = rte_pktmbuf_mtod_offset(m, rte_ipv4_hdr*, kEtherHdr);
-      if (ip->time_to_live <= 1) {
-        c.drop(Drop::ttl_exceeded);
-        set_punt(m, Punt::kTtlExceeded, in_port);
-        punt[npunt++] = m;
-        continue;
-      }
-      uint32_t hop = nh.gateway ? nh.gateway : dst[k];
-      uint16_t mtu = g.ports[nh.port].mtu;
-      if (rte_be_to_cpu_16(ip->total_length) > mtu) {
-        PacketMeta* md = meta(m);
-        md->in_port = in_port;
-        md->out_port = nh.port;
-        md->nexthop = hop;
-        md->slot = nh.slot;
-        md->mtu = mtu;
-        if (ip->fragment_offset & rte_cpu_to_be_16(RTE_IPV4_HDR_DF_FLAG)) {
-          c.drop(Drop::mtu_exceeded_df);
-          md->punt = Punt::kFragNeeded;
-        } else {
-          ipv4_decrement_ttl(ip);
-          md->punt = Punt::kFragment;
-        }
-        punt[npunt++] = m;
-        continue;
-      }
-      ipv4_decrement_ttl(ip);
-      fwd[nfwd] = m;
-      fport[nfwd] = nh.port;
-      fhop[nfwd] = hop;
-      fslot[nfwd++] = nh.slot;
-    }
-
-    // Pass 4: on-link next hops: the worker's slot cache first, then one
-    // bulk lookup in the shared neighbor table for the misses.
-    NeighborKey keys[kBurst];
-    uint16_t key_idx[kBurst];
-    uint32_t slots[kBurst];
-    uint16_t nkeys = 0;
-    for (uint16_t i = 0; i < nfwd; ++i) {
-      if (fslot[i] != NeighborTable::kNoSlot) continue;
-      // A cached slot may have been retired and reused since: check its key.
-      uint32_t cached = w.neighbor_cache.find(fhop[i], fport[i]);
-      if (cached != NeighborTable::kNoSlot && dp.neighbors().serves(cached, fhop[i], fport[i])) {
-        fslot[i] = cached;
-      } else {
-        keys[nkeys] = NeighborKey{fhop[i], fport[i]};
-        key_idx[nkeys++] = i;
-      }
-    }
-    if (nkeys) {
-      dp.neighbors().lookup_bulk(keys, nkeys, slots);
-      for (uint16_t k = 0; k < nkeys; ++k) {
-        fslot[key_idx[k]] = slots[k];
-        if (slots[k] != NeighborTable::kNoSlot)
-          w.neighbor_cache.put(keys[k].ip, keys[k].port, slots[k]);
-      }
-    }
-
-    // Pass 5: rewrite Ethernet and buffer, or hand to the service to resolve.
-    for (uint16_t i = 0; i < nfwd; ++i) {
-      rte_mbuf* m = fwd[i];
-      auto* eth = rte_pktmbuf_mtod(m, rte_ether_hdr*);
-      if (fslot[i] != NeighborTable::kNoSlot &&
-          NeighborTable::resolve(neighbor_words, fslot[i], &eth->dst_addr)) {
-        eth->src_addr = g.ports[fport[i]].mac;
-        tx_enqueue(w, fport[i], m);
-      } else {
-        PacketMeta* md = meta(m);
-        md->punt = Punt::kResolve;
-        md->in_port = in_port;
-        md->out_port = fport[i];
-        md->nexthop = fhop[i];
-        md->slot = fslot[i];
-        c.event(Event::punted_resolve);
-        punt[npunt++] = m;
-      }
+  if (out.nhandshake) {
+    unsigned q = rte_ring_mp_enqueue_burst(
+        dp.handshake_ring(), reinterpret_cast<void**>(out.handshake), out.nhandshake, nullptr);
+    if (q < out.nhandshake) {
+      c.drop(Drop::wg_handshake_queue_full, out.nhandshake - q);
+      rte_pktmbuf_free_bulk(out.handshake + q, out.nhandshake - q);
     }
   }
-
-out:
-  if (npunt) {
-    unsigned q =
-        rte_ring_mp_enqueue_burst(dp.punt_ring(), reinterpret_cast<void**>(punt), npunt, nullptr);
-    if (q < npunt) {
-      c.drop(Drop::punt_ring_full, npunt - q);
-      rte_pktmbuf_free_bulk(punt + q, npunt - q);
+  if (out.npunt) {
+    unsigned q = rte_ring_mp_enqueue_burst(dp.punt_ring(), reinterpret_cast<void**>(out.punt),
+                                           out.npunt, nullptr);
+    if (q < out.npunt) {
+      c.drop(Drop::punt_ring_full, out.npunt - q);
+      rte_pktmbuf_free_bulk(out.punt + q, out.npunt - q);
     }
   }
-  if (ndrop) rte_pktmbuf_free_bulk(drop, ndrop);
+  if (out.ndrop) rte_pktmbuf_free_bulk(out.drop, out.ndrop);
 }
 
 int worker_main(void* arg) {

@@ -35,11 +35,14 @@ void finish_ipv4_checksum(rte_ipv4_hdr* ip) {
 }  // namespace
 
 Service::Service(Dataplane& dp)
-    : dp_(dp), c_(dp.counters()[rte_lcore_id()]), icmp_tokens_(dp.config().icmp.burst) {
+    : dp_(dp),
+      c_(dp.counters()[rte_lcore_id()]),
+      icmp_tokens_(dp.config().icmp.burst),
+      wg_aead_(std::make_unique<wg::Aead>()) {
   icmp_last_ms_ = now_ms();
 }
 
-uint64_t Service::now_ms() const { return rte_get_timer_cycles() / (rte_get_timer_hz() / 1000); }
+uint64_t Service::now_ms() const { return dp_.now_ms(); }
 
 void Service::drop(rte_mbuf* m, Drop reason) {
   c_.drop(reason);
@@ -95,6 +98,7 @@ unsigned Service::poll_once() {
   for (unsigned i = 0; i < n; ++i) handle(g, pkts[i]);
   poll_kernel(g);
   flush_kernel();
+  wg_poll(g);
   uint64_t now = now_ms();
   if (now - last_timer_ms_ >= 10) {
     timers(g);
@@ -120,6 +124,11 @@ void Service::handle(const Generation& g, rte_mbuf* m) {
       return icmp_error(g, m, 3, 4, md->mtu);  // RFC 1191
     case Punt::kFragment:
       return fragment(g, m);
+    case Punt::kWgStage:
+    case Punt::kWgFragment:
+    case Punt::kWgHandshake:
+      wg_deferred_.push_back(m);  // needs the WireGuard runtime's lock: wg_poll
+      return;
   }
   drop(m, Drop::shutdown);
 }
@@ -274,6 +283,10 @@ void Service::route_and_send(const Generation& g, uint16_t domain, rte_mbuf* m) 
   uint32_t idx;
   if (!it->second->lookup(dst, &idx)) return drop(m, Drop::no_route);
   const NextHop& nh = it->second->nexthops[idx];
+  if (nh.kind == NextHopKind::kTunnel) {
+    meta(m)->domain = domain;
+    return wg_route_inner(g, nh.peer, m);
+  }
   if (nh.kind != NextHopKind::kForward) return drop(m, Drop::ipv4_bad_destination);
   if (rte_be_to_cpu_16(ip->total_length) > g.ports[nh.port].mtu) {
     if (ip->fragment_offset & rte_cpu_to_be_16(RTE_IPV4_HDR_DF_FLAG))
@@ -311,15 +324,19 @@ void Service::icmp_error(const Generation& g, rte_mbuf* m, uint8_t type, uint8_t
   // RFC 1812 §4.3.2.4: the source is an address of the port the error leaves
   // by. No error toward a destination we cannot reach, a broadcast or
   // ourselves (§4.3.2.7); the original was counted when it was dropped.
-  uint16_t domain = g.ports[in_port].domain;
+  uint16_t domain = meta(m)->domain;
   auto dt = g.domains.find(domain);
   uint32_t idx;
   if (dt == g.domains.end() || !dt->second->lookup(to, &idx) ||
-      dt->second->nexthops[idx].kind != NextHopKind::kForward) {
+      (dt->second->nexthops[idx].kind != NextHopKind::kForward &&
+       dt->second->nexthops[idx].kind != NextHopKind::kTunnel)) {
     rte_pktmbuf_free(m);
     return;
   }
-  auto from = g.source_for(dt->second->nexthops[idx].port, to);
+  // Toward a tunnel the error comes from one of our addresses in that domain.
+  auto from = dt->second->nexthops[idx].kind == NextHopKind::kTunnel
+                  ? g.source_in_domain(domain)
+                  : g.source_for(dt->second->nexthops[idx].port, to);
   if (!from) {
     rte_pktmbuf_free(m);
     return;
@@ -356,7 +373,7 @@ void Service::icmp_error(const Generation& g, rte_mbuf* m, uint8_t type, uint8_t
   std::memcpy(icmp + 2, &ck, 2);
   c_.event(Event::icmp_errors_sent);
   meta(e)->in_port = in_port;
-  route_and_send(g, g.ports[in_port].domain, e);
+  route_and_send(g, domain, e);
 }
 
 void Service::handle_local(const Generation& g, rte_mbuf* m) {
@@ -384,17 +401,17 @@ void Service::handle_local(const Generation& g, rte_mbuf* m) {
       ip->time_to_live = 64;
       finish_ipv4_checksum(ip);
       c_.event(Event::icmp_echo_replies);
-      return route_and_send(g, g.ports[in_port].domain, m);
+      return route_and_send(g, meta(m)->domain, m);
     }
   }
   auto tap = dp_.exception_port();
-  if (!tap || g.ports[in_port].domain != 0) return drop(m, Drop::local_unsupported);
+  if (!tap || meta(m)->domain != 0) return drop(m, Drop::local_unsupported);
   to_kernel(m);
 }
 
 // --- fragmentation (RFC 791 §3.2) ---
 
-void Service::fragment(const Generation& g, rte_mbuf* m) {
+bool Service::make_fragments(rte_mbuf* m, uint16_t mtu, std::vector<rte_mbuf*>* out) {
   PacketMeta md = *meta(m);
   rte_ipv4_hdr* ip = ip_of(m);
   unsigned hdr_len = (ip->version_ihl & 0xf) * 4u;
@@ -402,32 +419,27 @@ void Service::fragment(const Generation& g, rte_mbuf* m) {
   unsigned payload = total - hdr_len;
   // Each fragment is one fresh single-segment mbuf: never larger than its room.
   unsigned room = RTE_MBUF_DEFAULT_DATAROOM - kEth - hdr_len;
-  unsigned chunk = (std::min<unsigned>(md.mtu - hdr_len, room) / 8) * 8;
+  unsigned chunk = (std::min<unsigned>(mtu - hdr_len, room) / 8) * 8;
   uint16_t frag = rte_be_to_cpu_16(ip->fragment_offset);
   unsigned base = (frag & RTE_IPV4_HDR_OFFSET_MASK) * 8u;
   bool orig_more = frag & RTE_IPV4_HDR_MF_FLAG;
-  std::vector<rte_mbuf*> out;
+  auto fail = [&](rte_mbuf* f) {
+    if (f) rte_pktmbuf_free(f);
+    for (auto* x : *out) rte_pktmbuf_free(x);
+    out->clear();
+    drop(m, Drop::fragment_failed);
+    return false;
+  };
   for (unsigned off = 0; off < payload; off += chunk) {
     unsigned len = std::min(chunk, payload - off);
     rte_mbuf* f = rte_pktmbuf_alloc(dp_.pool());
-    if (!f) {
-      for (auto* x : out) rte_pktmbuf_free(x);
-      return drop(m, Drop::fragment_failed);
-    }
+    if (!f) return fail(nullptr);
     auto* dst = reinterpret_cast<uint8_t*>(rte_pktmbuf_append(f, kEth + hdr_len + len));
-    if (!dst) {
-      rte_pktmbuf_free(f);
-      for (auto* x : out) rte_pktmbuf_free(x);
-      return drop(m, Drop::fragment_failed);
-    }
+    if (!dst) return fail(f);
     std::memcpy(dst, rte_pktmbuf_mtod(m, uint8_t*), kEth + hdr_len);
     // rte_pktmbuf_read copies only when the range spans segments.
     const void* src = rte_pktmbuf_read(m, kEth + hdr_len + off, len, dst + kEth + hdr_len);
-    if (!src) {
-      rte_pktmbuf_free(f);
-      for (auto* x : out) rte_pktmbuf_free(x);
-      return drop(m, Drop::fragment_failed);
-    }
+    if (!src) return fail(f);
     if (src != dst + kEth + hdr_len) std::memcpy(dst + kEth + hdr_len, src, len);
     auto* fip = reinterpret_cast<rte_ipv4_hdr*>(dst + kEth);
     bool more = off + len < payload || orig_more;
@@ -436,10 +448,17 @@ void Service::fragment(const Generation& g, rte_mbuf* m) {
     fip->hdr_checksum = 0;
     fip->hdr_checksum = static_cast<uint16_t>(~rte_raw_cksum(fip, hdr_len));
     *meta(f) = md;
-    out.push_back(f);
+    out->push_back(f);
   }
   rte_pktmbuf_free(m);
   c_.event(Event::fragmented);
+  return true;
+}
+
+void Service::fragment(const Generation& g, rte_mbuf* m) {
+  PacketMeta md = *meta(m);
+  std::vector<rte_mbuf*> out;
+  if (!make_fragments(m, md.mtu, &out)) return;
   for (auto* f : out) send_via(g, f, md.out_port, md.nexthop, md.slot);
 }
 
@@ -489,6 +508,7 @@ void Service::poll_kernel(const Generation& g) {
       continue;
     }
     meta(m)->in_port = *tap;
+    meta(m)->domain = 0;
     route_and_send(g, 0, m);
   }
 }

@@ -10,10 +10,13 @@
 #include <rte_mbuf.h>
 
 #include <cstdint>
+#include <map>
+#include <memory>
 #include <vector>
 
 #include "dataplane/counters.h"
 #include "dataplane/tables.h"
+#include "dataplane/wireguard.h"
 
 namespace tether::dp {
 
@@ -35,6 +38,8 @@ class Service {
   void handle_local(const Generation& g, rte_mbuf* m);
   void icmp_error(const Generation& g, rte_mbuf* m, uint8_t type, uint8_t code, uint16_t mtu);
   void fragment(const Generation& g, rte_mbuf* m);
+  // Splits `m` (consumed) into fragments of at most `mtu`; false (counted) if it could not.
+  bool make_fragments(rte_mbuf* m, uint16_t mtu, std::vector<rte_mbuf*>* out);
   void poll_kernel(const Generation& g);
   void to_kernel(rte_mbuf* m);
   void flush_kernel();
@@ -49,6 +54,34 @@ class Service {
   void drop(rte_mbuf* m, Drop reason);
   bool take_icmp_token();
 
+  // --- WireGuard (dataplane/wg_service.cc), under WgRuntime::mutex() ---
+  void wg_poll(const Generation& g);
+  void wg_handshake(const Generation& g, rte_mbuf* m, bool under_load, uint64_t now);
+  void wg_initiation(const Generation& g, WgInterface* iface, const uint8_t* msg, uint64_t src,
+                     uint64_t now);
+  void wg_response(const Generation& g, WgInterface* iface, const uint8_t* msg, uint64_t src,
+                   uint64_t now);
+  void wg_timers(const Generation& g, uint64_t now);
+  void wg_send_initiation(const Generation& g, WgPeer* p, uint64_t now);
+  void wg_send_keepalive(const Generation& g, WgPeer* p, uint64_t now);
+  void wg_send_message(const Generation& g, const WgInterface* iface, uint64_t to, const void* msg,
+                       size_t len);
+  void wg_cookie_reply(const Generation& g, WgInterface* iface, const uint8_t* msg, size_t len,
+                       uint32_t sender_index, uint64_t src, uint64_t now);
+  // Encrypts an inner IPv4 packet to `p` and sends it, or stages it.
+  void wg_send_inner(const Generation& g, WgPeer* p, rte_mbuf* m, uint64_t now);
+  void wg_stage(const Generation& g, WgPeer* p, rte_mbuf* m, uint64_t now);
+  void wg_flush_staged(const Generation& g, WgPeer* p, uint64_t now);
+  void wg_drop_staged(WgPeer* p);
+  void wg_install(WgPeer* p, wg::SessionKeys& keys, uint64_t now);
+  // The peer a punted inner packet was meant for, if the current generation
+  // still routes its destination there.
+  WgPeer* wg_peer_for(const Generation& g, rte_mbuf* m);
+  // Punted WireGuard work that needs the runtime lock (kWgStage, kWgFragment).
+  void wg_punted(const Generation& g, rte_mbuf* m);
+  // Sends or fragments a packet routed to a tunnel (local replies, kernel traffic).
+  void wg_route_inner(const Generation& g, uint32_t peer, rte_mbuf* m);
+
   Dataplane& dp_;
   LcoreCounters& c_;
   unsigned next_worker_ = 0;
@@ -61,6 +94,16 @@ class Service {
   // Packets held for ARP across all neighbors, and the most it may hold.
   static constexpr unsigned kMaxWaitingTotal = 1024;
   unsigned waiting_total_ = 0;
+
+  std::unique_ptr<wg::Aead> wg_aead_;
+  unsigned wg_staged_total_ = 0;
+  uint64_t wg_load_window_ms_ = 0;
+  uint32_t wg_load_count_ = 0;
+  uint64_t wg_under_load_until_ms_ = 0;
+  uint64_t wg_last_timers_ms_ = 0;
+  uint64_t wg_map_generation_ = 0;
+  std::map<std::pair<const WgInterface*, wg::Key>, WgPeer*> wg_by_key_;
+  std::vector<rte_mbuf*> wg_deferred_;  // punted WireGuard work that found the lock taken
 };
 
 }  // namespace tether::dp

@@ -4,6 +4,11 @@
 
 #include <algorithm>
 #include <atomic>
+#include <set>
+
+#include "dataplane/wireguard.h"
+#include "tunnel/format.h"
+#include "tunnel/noise.h"
 
 namespace tether::dp {
 
@@ -55,6 +60,10 @@ std::optional<std::string> ControlState::apply(const Change& c, Origin origin) {
       return apply_route(c, origin);
     case Change::Kind::kNeighbor:
       return apply_neighbor(c, origin);
+    case Change::Kind::kWgInterface:
+      return apply_wg_interface(c, origin);
+    case Change::Kind::kWgPeer:
+      return apply_wg_peer(c, origin);
   }
   return "unknown change kind";
 }
@@ -70,6 +79,9 @@ std::optional<std::string> ControlState::apply_address(const Change& c, Origin o
     if (it == addresses_.end()) return what + ": not configured";
     if (it->origin != origin)
       return what + ": owned by origin " + origin_name(it->origin) + ", not " + origin_name(origin);
+    for (auto& w : wg_interfaces_)
+      if (w.address == it->addr.addr)
+        return what + ": WireGuard interface " + w.name + " listens on it; delete it first";
     for (auto& r : routes_)
       if (r.via && r.port == port->port_id && it->addr.contains(r.via)) {
         int others = 0;
@@ -149,6 +161,11 @@ std::optional<std::string> ControlState::apply_route(const Change& c, Origin ori
          (c.prefix.len == 32 && a.addr.addr == c.prefix.addr)))
       return what + ": conflicts with address " + format_prefix(a.addr) + " of port " +
              port_by_id(a.port)->name;
+  for (auto& p : wg_peers_)
+    if (p.domain == c.domain &&
+        std::find(p.allowed.begin(), p.allowed.end(), c.prefix) != p.allowed.end())
+      return what + ": is an allowed prefix of WireGuard peer " + wg::key_to_base64(p.public_key) +
+             " on " + p.interface;
   routes_.push_back(r);
   return std::nullopt;
 }
@@ -173,6 +190,122 @@ std::optional<std::string> ControlState::apply_neighbor(const Change& c, Origin 
   return std::nullopt;
 }
 
+const WgInterfaceEntry* ControlState::wg_interface(const std::string& name) const {
+  for (auto& w : wg_interfaces_)
+    if (w.name == name) return &w;
+  return nullptr;
+}
+
+std::optional<std::string> ControlState::apply_wg_interface(const Change& c, Origin origin) {
+  const WgInterfaceEntry& e = c.wg_interface;
+  std::string what = "wg_interface " + e.name;
+  auto it = std::find_if(wg_interfaces_.begin(), wg_interfaces_.end(),
+                         [&](const WgInterfaceEntry& w) { return w.name == e.name; });
+  if (!c.add || c.update) {
+    if (it == wg_interfaces_.end()) return what + ": no such interface";
+    if (it->origin != origin)
+      return what + ": owned by origin " + origin_name(it->origin) + ", not " + origin_name(origin);
+  }
+  if (!c.add) {
+    for (auto& p : wg_peers_)
+      if (p.interface == e.name) return what + ": still has peers; delete them first";
+    wg_interfaces_.erase(it);
+    return std::nullopt;
+  }
+  if (!c.update && it != wg_interfaces_.end()) return what + ": already configured";
+  if (e.name.empty() || e.name.size() > 32) return what + ": name must be 1-32 characters";
+  wg::Identity id;
+  if (!wg::Identity::from_private(e.private_key, &id)) return what + ": unusable private key";
+  const AddressEntry* addr = nullptr;
+  for (auto& a : addresses_)
+    if (a.addr.addr == e.address && !port_by_id(a.port)->exception) addr = &a;
+  if (!addr) return what + ": " + format_ipv4(e.address) + " is not an address of a data port";
+  if (e.listen_port == 0) return what + ": listen_port must be 1-65535";
+  const PortInfo* port = port_by_id(addr->port);
+  for (auto& w : wg_interfaces_)
+    if (w.name != e.name && w.address == e.address && w.listen_port == e.listen_port)
+      return what + ": " + format_ipv4(e.address) + ":" + std::to_string(e.listen_port) +
+             " is already used by " + w.name;
+  // The outer packet is the inner one plus IPv4 (20), UDP (8) and WireGuard
+  // (16 header + 16 tag); padding never passes the inner MTU.
+  unsigned max_mtu = port->mtu > 60 ? port->mtu - 60u : 0u;
+  if (e.mtu < 576 || e.mtu > max_mtu)
+    return what + ": mtu must be 576-" + std::to_string(max_mtu) + " (port " + port->name +
+           " has MTU " + std::to_string(port->mtu) + ")";
+  WgInterfaceEntry stored = e;
+  stored.origin = origin;
+  if (c.update) {
+    for (auto& p : wg_peers_)
+      if (p.interface == e.name && p.public_key == id.public_key)
+        return what + ": its new public key is that of one of its peers";
+    *it = stored;
+  } else {
+    wg_interfaces_.push_back(stored);
+  }
+  return std::nullopt;
+}
+
+std::optional<std::string> ControlState::apply_wg_peer(const Change& c, Origin origin) {
+  const WgPeerEntry& e = c.wg_peer;
+  std::string what = "wg_peer " + wg::key_to_base64(e.public_key) + " on " + e.interface;
+  auto it = std::find_if(wg_peers_.begin(), wg_peers_.end(), [&](const WgPeerEntry& p) {
+    return p.interface == e.interface && p.public_key == e.public_key;
+  });
+  if (!c.add || c.update) {
+    if (it == wg_peers_.end()) return what + ": no such peer";
+    if (it->origin != origin)
+      return what + ": owned by origin " + origin_name(it->origin) + ", not " + origin_name(origin);
+  }
+  if (!c.add) {
+    wg_peers_.erase(it);
+    return std::nullopt;
+  }
+  if (!c.update && it != wg_peers_.end()) return what + ": already configured";
+  const WgInterfaceEntry* iface = wg_interface(e.interface);
+  if (!iface) return what + ": no such WireGuard interface";
+  wg::Identity id;
+  wg::PeerKeys keys;
+  if (!wg::Identity::from_private(iface->private_key, &id))
+    return what + ": interface key unusable";
+  if (e.public_key == id.public_key) return what + ": is the interface's own public key";
+  if (!wg::PeerKeys::make(id, e.public_key, e.preshared_key, &keys))
+    return what + ": public key is not a usable X25519 key";
+  wg::secure_zero(id);
+  wg::secure_zero(keys);
+  if (e.endpoint &&
+      (WgPeer::endpoint_port(e.endpoint) == 0 || WgPeer::endpoint_ip(e.endpoint) == 0))
+    return what + ": endpoint needs an address and a port";
+  std::set<std::pair<uint32_t, uint8_t>> seen;
+  for (auto& pre : e.allowed) {
+    std::string p = format_prefix(pre);
+    if (pre.addr != pre.network()) return what + ": allowed prefix " + p + " has host bits set";
+    if (!seen.insert({pre.addr, pre.len}).second)
+      return what + ": allowed prefix " + p + " is listed twice";
+    for (auto& other : wg_peers_)
+      if (&other != (it == wg_peers_.end() ? nullptr : &*it) && other.domain == e.domain &&
+          std::find(other.allowed.begin(), other.allowed.end(), pre) != other.allowed.end())
+        return what + ": allowed prefix " + p + " already belongs to peer " +
+               wg::key_to_base64(other.public_key) + " in domain " + std::to_string(e.domain);
+    for (auto& r : routes_)
+      if (r.domain == e.domain && r.prefix == pre)
+        return what + ": allowed prefix " + p + " is a static route in domain " +
+               std::to_string(e.domain);
+    for (auto& a : addresses_)
+      if (port_by_id(a.port)->domain == e.domain &&
+          (Ipv4Prefix{a.addr.network(), a.addr.len} == pre ||
+           (pre.len == 32 && a.addr.addr == pre.addr)))
+        return what + ": allowed prefix " + p + " is the subnet of port " +
+               port_by_id(a.port)->name;
+  }
+  WgPeerEntry stored = e;
+  stored.origin = origin;
+  if (c.update)
+    *it = stored;
+  else
+    wg_peers_.push_back(stored);
+  return std::nullopt;
+}
+
 std::optional<Ipv4> Generation::source_for(uint16_t port, Ipv4 dst) const {
   const auto& addrs = ports[port].addresses;
   for (auto& a : addrs)
@@ -185,14 +318,32 @@ std::optional<Ipv4> Generation::source_for(uint16_t port, Ipv4 dst) const {
   return std::nullopt;
 }
 
+std::optional<Ipv4> Generation::source_in_domain(uint16_t domain) const {
+  for (auto& p : ports)
+    if (p.active && !p.exception && p.domain == domain && !p.addresses.empty())
+      return p.addresses.front().addr;
+  return std::nullopt;
+}
+
 DomainTable::~DomainTable() {
   if (lpm) rte_lpm_free(lpm);
 }
 
 namespace {
 
-std::vector<DomainEntry> domain_entries(const ControlState& s, uint16_t domain) {
+std::vector<DomainEntry> domain_entries(const ControlState& s, uint16_t domain,
+                                        const std::vector<uint32_t>& peer_ids) {
   std::vector<DomainEntry> out;
+  for (size_t i = 0; i < s.wg_peers().size() && i < peer_ids.size(); ++i) {
+    const WgPeerEntry& p = s.wg_peers()[i];
+    if (p.domain != domain) continue;
+    for (auto& pre : p.allowed) {
+      NextHop nh;
+      nh.kind = NextHopKind::kTunnel;
+      nh.peer = peer_ids[i];
+      out.push_back({pre, nh});
+    }
+  }
   for (auto& a : s.addresses()) {
     if (s.port_by_id(a.port)->domain != domain) continue;
     Ipv4Prefix net{a.addr.network(), a.addr.len};
@@ -205,8 +356,8 @@ std::vector<DomainEntry> domain_entries(const ControlState& s, uint16_t domain) 
   for (auto& r : s.routes())
     if (r.domain == domain) out.push_back({r.prefix, {r.port, NextHopKind::kForward, r.via}});
   std::sort(out.begin(), out.end(), [](const DomainEntry& a, const DomainEntry& b) {
-    return std::tie(a.prefix.addr, a.prefix.len, a.nh.port, a.nh.gateway) <
-           std::tie(b.prefix.addr, b.prefix.len, b.nh.port, b.nh.gateway);
+    return std::tie(a.prefix.addr, a.prefix.len, a.nh.port, a.nh.gateway, a.nh.peer) <
+           std::tie(b.prefix.addr, b.prefix.len, b.nh.port, b.nh.gateway, b.nh.peer);
   });
   // A /32 own address inside a /32 network (len 32 address) duplicates; keep the local one.
   std::vector<DomainEntry> uniq;
@@ -262,24 +413,56 @@ std::shared_ptr<DomainTable> build_domain(uint16_t domain, std::vector<DomainEnt
 
 std::unique_ptr<Generation> build_generation(const ControlState& state, const Generation* prev,
                                              uint64_t id, NeighborTable& neighbors,
-                                             std::string* error) {
+                                             std::string* error, WgRuntime* wg) {
   auto g = std::make_unique<Generation>();
   g->id = id;
   g->state = state;
-  for (auto& p : state.ports()) {
-    if (p.exception) continue;
-    if (g->domains.count(p.domain)) continue;
-    auto entries = domain_entries(state, p.domain);
+
+  // WireGuard runtime objects first: routes name peers by id.
+  std::vector<uint32_t> peer_ids;
+  if (wg) {
+    std::map<std::string, WgInterface*> ifaces;
+    for (auto& e : state.wg_interfaces()) {
+      const AddressEntry* addr = nullptr;
+      for (auto& a : state.addresses())
+        if (a.addr.addr == e.address) addr = &a;
+      if (!addr) {
+        *error = "wg_interface " + e.name + ": its address is gone";
+        return nullptr;
+      }
+      uint16_t domain = state.port_by_id(addr->port)->domain;
+      WgInterface* w = wg->interface_for(e, addr->port, domain, error);
+      if (!w) return nullptr;
+      ifaces[e.name] = w;
+      g->wg_listen.push_back({e.address, e.listen_port, domain, w});
+      if (g->wg_interfaces.size() <= w->id) g->wg_interfaces.resize(w->id + 1u, nullptr);
+      g->wg_interfaces[w->id] = w;
+    }
+    for (auto& e : state.wg_peers()) {
+      WgPeer* p = wg->peer_for(e, ifaces.at(e.interface), error);
+      if (!p) return nullptr;
+      peer_ids.push_back(p->id);
+      if (g->wg_peers.size() <= p->id) g->wg_peers.resize(p->id + 1u, nullptr);
+      g->wg_peers[p->id] = p;
+    }
+  }
+
+  std::set<uint16_t> domains;
+  for (auto& p : state.ports())
+    if (!p.exception) domains.insert(p.domain);
+  for (auto& p : state.wg_peers()) domains.insert(p.domain);
+  for (uint16_t d : domains) {
+    auto entries = domain_entries(state, d, peer_ids);
     if (prev) {
-      auto it = prev->domains.find(p.domain);
+      auto it = prev->domains.find(d);
       if (it != prev->domains.end() && it->second->entries == entries) {
-        g->domains[p.domain] = it->second;
+        g->domains[d] = it->second;
         continue;
       }
     }
-    auto t = build_domain(p.domain, std::move(entries), neighbors, error);
+    auto t = build_domain(d, std::move(entries), neighbors, error);
     if (!t) return nullptr;
-    g->domains[p.domain] = std::move(t);
+    g->domains[d] = std::move(t);
   }
   for (auto& p : state.ports()) {
     PortView& v = g->ports[p.port_id];

@@ -23,6 +23,7 @@
 
 #include "common/net.h"
 #include "dataplane/neighbor_table.h"
+#include "tunnel/crypto.h"
 
 namespace tether::dp {
 
@@ -65,16 +66,46 @@ struct StaticNeighbor {
   bool operator==(const StaticNeighbor&) const = default;
 };
 
+// A WireGuard interface: our key, where it listens (an own address of a
+// data port), and the inner MTU of its tunnels.
+struct WgInterfaceEntry {
+  std::string name;
+  wg::Key private_key{};
+  Ipv4 address = 0;
+  uint16_t listen_port = 0;
+  uint16_t mtu = 1420;
+  Origin origin = Origin::kConfig;
+  bool operator==(const WgInterfaceEntry&) const = default;
+};
+
+// A WireGuard peer of an interface; its allowed prefixes are routes of kind
+// kTunnel in `domain` (cryptokey routing).
+struct WgPeerEntry {
+  std::string interface;
+  wg::Key public_key{};
+  wg::Key preshared_key{};
+  bool has_psk = false;
+  uint64_t endpoint = 0;  // WgPeer::pack_endpoint; 0: learnt from the peer
+  std::vector<Ipv4Prefix> allowed;
+  uint16_t domain = 0;
+  uint16_t persistent_keepalive = 0;  // seconds
+  Origin origin = Origin::kConfig;
+  bool operator==(const WgPeerEntry&) const = default;
+};
+
 // One requested change (docs/dataplane-api.md, config.apply).
 struct Change {
-  enum class Kind { kAddress, kRoute, kNeighbor } kind = Kind::kRoute;
+  enum class Kind { kAddress, kRoute, kNeighbor, kWgInterface, kWgPeer } kind = Kind::kRoute;
   bool add = true;
-  std::string port;  // name; may be empty for a route with `via`
+  bool update = false;  // wg_interface / wg_peer: replace the existing entry
+  std::string port;     // name; may be empty for a route with `via`
   uint16_t domain = 0;
   Ipv4Prefix prefix;  // address (host bits kept) or route prefix
   std::optional<Ipv4> via;
   Ipv4 ip = 0;
   MacAddr mac;
+  WgInterfaceEntry wg_interface;  // kWgInterface
+  WgPeerEntry wg_peer;            // kWgPeer
 };
 
 class ControlState {
@@ -88,6 +119,9 @@ class ControlState {
   const std::vector<AddressEntry>& addresses() const { return addresses_; }
   const std::vector<RouteEntry>& routes() const { return routes_; }
   const std::vector<StaticNeighbor>& neighbors() const { return neighbors_; }
+  const std::vector<WgInterfaceEntry>& wg_interfaces() const { return wg_interfaces_; }
+  const std::vector<WgPeerEntry>& wg_peers() const { return wg_peers_; }
+  const WgInterfaceEntry* wg_interface(const std::string& name) const;
 
   // Applies one change after checking it against the state as it stands;
   // an error message a user can act on, or nullopt when applied.
@@ -97,23 +131,29 @@ class ControlState {
   std::optional<std::string> apply_address(const Change& c, Origin origin);
   std::optional<std::string> apply_route(const Change& c, Origin origin);
   std::optional<std::string> apply_neighbor(const Change& c, Origin origin);
+  std::optional<std::string> apply_wg_interface(const Change& c, Origin origin);
+  std::optional<std::string> apply_wg_peer(const Change& c, Origin origin);
   const AddressEntry* connected_for(uint16_t domain, Ipv4 ip, int port = -1) const;
 
   std::vector<PortInfo> ports_;
   std::vector<AddressEntry> addresses_;
   std::vector<RouteEntry> routes_;
   std::vector<StaticNeighbor> neighbors_;
+  std::vector<WgInterfaceEntry> wg_interfaces_;
+  std::vector<WgPeerEntry> wg_peers_;
 };
 
-enum class NextHopKind : uint8_t { kForward, kLocal, kBroadcast };
+// kTunnel: encrypt to WireGuard peer `peer` (an allowed prefix of it).
+enum class NextHopKind : uint8_t { kForward, kLocal, kBroadcast, kTunnel };
 
 struct NextHop {
   uint16_t port = 0;
   NextHopKind kind = NextHopKind::kForward;
   Ipv4 gateway = 0;                        // 0: on-link
   uint32_t slot = NeighborTable::kNoSlot;  // neighbor slot of `gateway`
+  uint32_t peer = UINT32_MAX;              // kTunnel: WgPeer::id
   bool operator==(const NextHop& o) const {
-    return port == o.port && kind == o.kind && gateway == o.gateway;
+    return port == o.port && kind == o.kind && gateway == o.gateway && peer == o.peer;
   }
 };
 
@@ -152,21 +192,48 @@ struct PortView {
   std::vector<Ipv4Prefix> addresses;   // own addresses on this port (host bits kept)
 };
 
+class WgRuntime;
+struct WgInterface;
+struct WgPeer;
+
+// Where WireGuard listens: UDP to (addr, port) in `domain` is a tunnel message.
+struct WgListen {
+  Ipv4 addr = 0;
+  uint16_t port = 0;  // host order
+  uint16_t domain = 0;
+  WgInterface* iface = nullptr;
+};
+
 struct Generation {
   uint64_t id = 0;
   std::map<uint16_t, std::shared_ptr<DomainTable>> domains;
   std::array<PortView, RTE_MAX_ETHPORTS> ports;
   ControlState state{{}};
+  std::vector<WgListen> wg_listen;
+  std::vector<WgPeer*> wg_peers;  // by WgPeer::id; nullptr: not in this generation
+  std::vector<WgInterface*> wg_interfaces;
+
+  bool wg_peer_live(const WgPeer* p, uint32_t id) const {
+    return id < wg_peers.size() && wg_peers[id] == p;
+  }
+  const DomainTable* domain(uint16_t d) const {
+    auto it = domains.find(d);
+    return it == domains.end() ? nullptr : it->second.get();
+  }
 
   // Source address for packets the dataplane itself sends out of `port`
   // toward `dst`: the port's address in dst's subnet, else its first one.
   std::optional<Ipv4> source_for(uint16_t port, Ipv4 dst) const;
+  // The first address of any port in `domain`.
+  std::optional<Ipv4> source_in_domain(uint16_t domain) const;
 };
 
 // Builds the generation for `state`, reusing unchanged domains of `prev`.
 // Fails (with a message) only when DPDK memory runs out.
+// WireGuard interfaces and peers get their runtime objects from `wg` (under
+// its mutex, held by the caller); nullptr when there are none to build.
 std::unique_ptr<Generation> build_generation(const ControlState& state, const Generation* prev,
                                              uint64_t id, NeighborTable& neighbors,
-                                             std::string* error);
+                                             std::string* error, WgRuntime* wg = nullptr);
 
 }  // namespace tether::dp

@@ -11,8 +11,11 @@
 #include <cstdint>
 #include <vector>
 
+#include <memory>
+
 #include "dataplane/counters.h"
 #include "dataplane/tables.h"
+#include "tunnel/crypto.h"
 
 namespace tether::dp {
 
@@ -64,6 +67,7 @@ struct alignas(64) Worker {
   LcoreCounters* counters = nullptr;
   uint64_t tx_dirty = 0;  // bit per port with buffered packets
   NeighborSlotCache neighbor_cache;
+  std::unique_ptr<wg::Aead> aead = std::make_unique<wg::Aead>();  // WireGuard encap/decap
   std::array<TxBuffer, RTE_MAX_ETHPORTS> tx;
 };
 
