@@ -378,7 +378,6 @@ void Service::icmp_error(const Generation& g, rte_mbuf* m, uint8_t type, uint8_t
 
 void Service::handle_local(const Generation& g, rte_mbuf* m) {
   rte_ipv4_hdr* ip = ip_of(m);
-  uint16_t in_port = meta(m)->in_port;
   unsigned total = rte_be_to_cpu_16(ip->total_length);
   bool first_and_only = (ip->fragment_offset &
                          rte_cpu_to_be_16(RTE_IPV4_HDR_OFFSET_MASK | RTE_IPV4_HDR_MF_FLAG)) == 0;
