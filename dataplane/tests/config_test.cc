@@ -65,5 +65,34 @@ TEST(Config, NamesTheOffendingField) {
             "exception.device must be a net_tap device");
 }
 
+TEST(Config, WireguardTimersAndTesting) {
+  std::string err;
+  auto c = parse_config(R"({
+    "ports": [{"name": "uplink", "device": "net_null0"}],
+    "wireguard": {"under_load_per_sec": 20,
+                  "timers": {"rekey_after_time_ms": 3000, "reject_after_time_ms": 9000}},
+    "testing": {"clock_control": true}
+  })",
+                        &err);
+  ASSERT_TRUE(c) << err;
+  EXPECT_EQ(c->wireguard.under_load_per_sec, 20u);
+  EXPECT_EQ(c->wireguard.timers.rekey_after_time_ms, 3000u);
+  EXPECT_EQ(c->wireguard.timers.reject_after_time_ms, 9000u);
+  EXPECT_EQ(c->wireguard.timers.rekey_timeout_ms, 5000u);  // the protocol's default
+  EXPECT_TRUE(c->testing.clock_control);
+  auto d = parse_config(R"({"ports": [{"name": "u", "device": "net_null0"}]})", &err);
+  ASSERT_TRUE(d) << err;
+  EXPECT_EQ(d->wireguard.timers.reject_after_time_ms, 180000u);
+  EXPECT_FALSE(d->testing.clock_control);
+  EXPECT_NE(parse_error(R"({"ports": [{"name": "u", "device": "net_null0"}],
+    "wireguard": {"timers": {"rekey_after_time_ms": 9000, "reject_after_time_ms": 3000}}})")
+                .find("reject_after_time_ms must exceed"),
+            std::string::npos);
+  EXPECT_NE(parse_error(R"({"ports": [{"name": "u", "device": "net_null0"}],
+    "wireguard": {"timers": {"rekey_after": 1}}})")
+                .find("unknown key \"rekey_after\""),
+            std::string::npos);
+}
+
 }  // namespace
 }  // namespace tether::dp
