@@ -35,6 +35,17 @@ seeds = {
     "ipv6": (0, Ether(dst=UP) / IPv6() / UDP()),
     "vlan": (0, Ether(dst=UP) / Dot1Q(vlan=5) / IP(dst="10.0.2.2") / UDP()),
     "truncated": (0, Raw(bytes(up(IP(src="10.0.1.2", dst="10.0.2.2") / UDP()))[:20])),
+    # WireGuard on 10.0.1.1:51820: each message type at its length, and a
+    # packet for the peer's allowed prefix (staged: no session yet).
+    "wg_initiation": (0, up(IP(src="10.0.1.254", dst="10.0.1.1") / UDP(sport=51820, dport=51820) /
+                            (b"\x01\x00\x00\x00" + b"\x11" * 144))),
+    "wg_response": (0, up(IP(src="10.0.1.254", dst="10.0.1.1") / UDP(sport=51820, dport=51820) /
+                          (b"\x02\x00\x00\x00" + b"\x22" * 88))),
+    "wg_cookie": (0, up(IP(src="10.0.1.254", dst="10.0.1.1") / UDP(sport=51820, dport=51820) /
+                        (b"\x03\x00\x00\x00" + b"\x33" * 60))),
+    "wg_data": (0, up(IP(src="10.0.1.254", dst="10.0.1.1") / UDP(sport=51820, dport=51820) /
+                      (b"\x04\x00\x00\x00" + b"\x01\x00\x00\x00" + b"\x00" * 8 + b"\x44" * 48))),
+    "wg_to_peer": (1, Ether(dst=LAN) / IP(src="10.0.2.2", dst="10.50.1.1") / UDP() / b"t"),
 }
 for name, (port, pkt) in seeds.items():
     with open(os.path.join(out, name), "wb") as f:

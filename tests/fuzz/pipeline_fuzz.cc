@@ -50,11 +50,44 @@ Service* g_service = nullptr;
 unsigned g_pool_size = 0;
 
 unsigned waiting_mbufs() {
-  auto& nt = g_dp->neighbors();
-  std::lock_guard lock(nt.mutex());
   unsigned n = 0;
-  for (uint32_t s = 0; s < nt.used(); ++s) n += nt.meta_locked(s).waiting.size();
+  {
+    auto& nt = g_dp->neighbors();
+    std::lock_guard lock(nt.mutex());
+    for (uint32_t s = 0; s < nt.used(); ++s) n += nt.meta_locked(s).waiting.size();
+  }
+  // Packets staged for a WireGuard handshake are held too, boundedly.
+  std::lock_guard lock(g_dp->wg().mutex());
+  for (WgPeer* p : g_dp->wg().peers())
+    if (p) n += p->staged.size();
   return n;
+}
+
+// A WireGuard interface on the uplink (UDP 51820) and one peer behind
+// 10.50.0.0/16, so inputs reach the handshake queue, decryption and staging.
+void add_wireguard() {
+  tether::wg::Key priv{}, peer_priv{};
+  for (size_t i = 0; i < priv.size(); ++i) {
+    priv[i] = static_cast<uint8_t>(i + 1);
+    peer_priv[i] = static_cast<uint8_t>(0x80 + i);
+  }
+  Change iface;
+  iface.kind = Change::Kind::kWgInterface;
+  iface.wg_interface.name = "wg0";
+  iface.wg_interface.private_key = priv;
+  iface.wg_interface.address = *tether::parse_ipv4("10.0.1.1");
+  iface.wg_interface.listen_port = 51820;
+  Change peer;
+  peer.kind = Change::Kind::kWgPeer;
+  peer.wg_peer.interface = "wg0";
+  if (!tether::wg::x25519_public(peer_priv, &peer.wg_peer.public_key)) std::abort();
+  peer.wg_peer.allowed = {*tether::parse_prefix("10.50.0.0/16", false)};
+  peer.wg_peer.endpoint = WgPeer::pack_endpoint(*tether::parse_ipv4("10.0.1.254"), 51820);
+  auto r = g_dp->apply_changes({iface, peer}, Origin::kApi, std::nullopt);
+  if (!r.error.empty()) {
+    std::fprintf(stderr, "wireguard: %s\n", r.error.c_str());
+    std::abort();
+  }
 }
 
 void drain_injected() {
@@ -93,6 +126,7 @@ extern "C" int LLVMFuzzerInitialize(int*, char***) {
     std::fprintf(stderr, "setup: %s\n", err.c_str());
     std::abort();
   }
+  add_wireguard();
   g_service = new Service(*g_dp);
   g_pool_size = g_dp->pool()->size;
   return 0;
