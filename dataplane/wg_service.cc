@@ -351,6 +351,7 @@ void Service::wg_initiation(const Generation& g, WgInterface* iface, const uint8
     c_.event(Event::wg_endpoint_changes);
   }
   wg_send_message(g, iface, src, &resp, sizeof resp);
+  p->timers->response_sent(now);
   p->last_sent.store(now, std::memory_order_relaxed);
   p->last_received.store(now, std::memory_order_relaxed);
   c_.event(Event::wg_responses_sent);

@@ -78,6 +78,10 @@ class PeerTimers {
   // one is already in flight or the last went out less than REKEY_TIMEOUT ago.
   bool should_initiate(uint64_t now) const;
   void initiation_sent(uint64_t now, bool retry = false);
+  // We answered the peer's initiation: as the reference implementations, a
+  // response counts as a handshake sent, so no initiation of ours follows
+  // within REKEY_TIMEOUT (the peer's first data confirms the session).
+  void response_sent(uint64_t now) { last_initiation_ms_ = now; }
   // The handshake completed (initiator: response consumed; responder: the
   // peer's first data on the new session): stop retransmitting.
   void handshake_complete(uint64_t now);

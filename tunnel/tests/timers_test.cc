@@ -160,6 +160,15 @@ TEST_F(TimersTest, ZeroKeysAfterThreeRejectAfterTime) {
   EXPECT_TRUE(at(a.session_born + 3 * cfg.reject_after_time_ms).zero_keys);
 }
 
+TEST_F(TimersTest, ResponderWaitsForTheInitiatorsData) {
+  a.have_endpoint = true;
+  timers.response_sent(now);
+  a.staged = true;  // our own traffic waits for the session the peer started
+  EXPECT_FALSE(at(now + 10).send_initiation);
+  EXPECT_FALSE(at(now + cfg.rekey_timeout_ms - 1).send_initiation);
+  EXPECT_TRUE(at(now + 1).send_initiation);  // the peer never confirmed: our turn
+}
+
 TEST_F(TimersTest, ShortenedTimersForTests) {
   cfg.rekey_timeout_ms = 100;
   cfg.rekey_attempt_time_ms = 1000;
