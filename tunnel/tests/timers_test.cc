@@ -162,11 +162,12 @@ TEST_F(TimersTest, ZeroKeysAfterThreeRejectAfterTime) {
 
 TEST_F(TimersTest, ResponderWaitsForTheInitiatorsData) {
   a.have_endpoint = true;
-  timers.response_sent(now);
+  uint64_t t0 = now;
+  timers.response_sent(t0);
   a.staged = true;  // our own traffic waits for the session the peer started
-  EXPECT_FALSE(at(now + 10).send_initiation);
-  EXPECT_FALSE(at(now + cfg.rekey_timeout_ms - 1).send_initiation);
-  EXPECT_TRUE(at(now + 1).send_initiation);  // the peer never confirmed: our turn
+  EXPECT_FALSE(at(t0 + 10).send_initiation);
+  EXPECT_FALSE(at(t0 + cfg.rekey_timeout_ms - 1).send_initiation);
+  EXPECT_TRUE(at(t0 + cfg.rekey_timeout_ms).send_initiation);  // never confirmed: our turn
 }
 
 TEST_F(TimersTest, ShortenedTimersForTests) {
