@@ -50,14 +50,17 @@ def counter_delta(before: dict, after: dict) -> dict:
 class Dataplane:
     """tether-dataplane inside a namespace, on net_af_packet ports.
 
-    ports: [{"name": .., "iface": .., "addresses": [..]}]. On lab teardown it is
-    stopped with SIGTERM and must exit 0 (clean shutdown, every mbuf back).
+    ports: [{"name": .., "iface": .., "addresses": [..], "domain": n (optional)}].
+    extra: top-level sections merged into the generated config (e.g.
+    {"wireguard": {...}, "testing": {...}}); `config` can also be edited before
+    `start()`. On lab teardown it is stopped with SIGTERM and must exit 0 (clean
+    shutdown, every mbuf back).
     """
 
     READY = re.compile(r"tether-dataplane: ready \(generation (\d+), API (.+)\)")
 
     def __init__(self, lab: Lab, ns: Netns, ports, routes=(), neighbors=(), exception=True,
-                 mbufs=None, name="dataplane"):
+                 mbufs=None, name="dataplane", extra=None):
         self.lab, self.ns, self.name = lab, ns, name
         self.socket = lab.path(f"{name}.sock")
         self.config_path = lab.path(f"{name}.json")
@@ -67,7 +70,8 @@ class Dataplane:
             "eal_args": ["--in-memory", "--no-pci", "--no-telemetry"],
             "ports": [
                 {"name": p["name"], "device": f"net_af_packet{i},iface={p['iface']}",
-                 "addresses": list(p.get("addresses", []))}
+                 "addresses": list(p.get("addresses", [])),
+                 **({"domain": p["domain"]} if "domain" in p else {})}
                 for i, p in enumerate(ports)
             ],
             "routes": list(routes),
@@ -77,6 +81,8 @@ class Dataplane:
             cfg["mbufs"] = mbufs
         if exception:
             cfg["exception"] = {"device": f"net_tap0,iface={self.tap}"}
+        if extra:
+            cfg.update(extra)
         self.config = cfg
         self.proc: Proc | None = None
         self.starts = 0
