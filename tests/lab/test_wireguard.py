@@ -302,6 +302,26 @@ def test_gateway_rekeys_during_transfer(lab):
     assert site.wg.latest_handshake(t.keys.public) > site_hs0, state(t)
 
 
+def test_driven_clock_expires_sessions_and_a_new_handshake_follows(lab):
+    """clock.advance (testing.clock_control) moves the dataplane's clock past
+    REJECT_AFTER_TIME: the gateway stops using the old session at once (its
+    packets wait for a new one), makes a new handshake, and traffic resumes."""
+    t = start(WgTopology(lab, extra={"testing": {"clock_control": True}}))
+    site, h2 = t.sites["site"], t.hosts["h2"]
+    ping_ok(t, h2.ns, site.tunnel_ip, count_=2)
+    peer0 = t.gw_peer(site)
+    assert peer0["keypairs"]["current"], state(t)
+    before = t.dp.counters()
+    t.dp.call("clock.advance", {"ms": 181_000})  # REJECT_AFTER_TIME is 180 s
+    ping_ok(t, h2.ns, site.tunnel_ip, count_=3)
+    peer1 = t.gw_peer(site)
+    assert peer1["handshakes"] > peer0["handshakes"], state(t)
+    d = counter_delta(before, t.dp.counters())
+    assert count(d, "events", "wg_initiations_sent") >= 1, state(t)
+    assert count(d, "events", "wg_staged") >= 1, state(t)
+    assert count(d, "drops", "wg_auth_failed") == 0, state(t)
+
+
 def test_replayed_and_forged_packets_are_dropped(wg):
     t = wg
     site, h2 = t.sites["site"], t.hosts["h2"]
