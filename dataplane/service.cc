@@ -86,6 +86,8 @@ void Service::run() {
     if (idle > 64) usleep(100);
   }
   flush_kernel();
+  for (rte_mbuf* m : wg_deferred_) drop(m, Drop::shutdown);
+  wg_deferred_.clear();
   rte_rcu_qsbr_thread_offline(qsbr, id);
   rte_rcu_qsbr_thread_unregister(qsbr, id);
 }

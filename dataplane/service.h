@@ -96,7 +96,6 @@ class Service {
   unsigned waiting_total_ = 0;
 
   std::unique_ptr<wg::Aead> wg_aead_;
-  unsigned wg_staged_total_ = 0;
   uint64_t wg_load_window_ms_ = 0;
   uint32_t wg_load_count_ = 0;
   uint64_t wg_under_load_until_ms_ = 0;

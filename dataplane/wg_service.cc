@@ -162,25 +162,25 @@ void Service::wg_stage(const Generation& g, WgPeer* p, rte_mbuf* m, uint64_t now
   if (p->staged.size() >= wg::kMaxStagedPackets) {
     drop(p->staged.front(), Drop::wg_no_keys);
     p->staged.pop_front();
-    --wg_staged_total_;
+    --dp_.wg().staged_total;
   }
-  if (wg_staged_total_ >= kMaxStagedTotal) return drop(m, Drop::wg_no_keys);
+  if (dp_.wg().staged_total >= kMaxStagedTotal) return drop(m, Drop::wg_no_keys);
   p->staged.push_back(m);
-  ++wg_staged_total_;
+  ++dp_.wg().staged_total;
   c_.event(Event::wg_staged);
   if (!p->handshake_pending && p->timers->should_initiate(now)) wg_send_initiation(g, p, now);
 }
 
 void Service::wg_drop_staged(WgPeer* p) {
   for (rte_mbuf* m : p->staged) drop(m, Drop::wg_no_keys);
-  wg_staged_total_ -= static_cast<unsigned>(p->staged.size());
+  dp_.wg().staged_total -= static_cast<unsigned>(p->staged.size());
   p->staged.clear();
 }
 
 void Service::wg_flush_staged(const Generation& g, WgPeer* p, uint64_t now) {
   std::deque<rte_mbuf*> staged;
   staged.swap(p->staged);
-  wg_staged_total_ -= static_cast<unsigned>(staged.size());
+  dp_.wg().staged_total -= static_cast<unsigned>(staged.size());
   for (rte_mbuf* m : staged) wg_send_inner(g, p, m, now);
 }
 
@@ -234,11 +234,15 @@ void Service::wg_cookie_reply(const Generation& g, WgInterface* iface, const uin
 }
 
 void Service::wg_handshake(const Generation& g, rte_mbuf* m, bool under_load, uint64_t now) {
-  PacketMeta* md = meta(m);
-  if (md->slot >= g.wg_listen.size()) return drop(m, Drop::wg_malformed);
-  WgInterface* iface = g.wg_listen[md->slot].iface;
   auto* ip = rte_pktmbuf_mtod_offset(m, rte_ipv4_hdr*, kEth);
   auto* udp = reinterpret_cast<rte_udp_hdr*>(ip + 1);
+  // The worker named the listen entry in its generation; ours may be newer.
+  WgInterface* iface = nullptr;
+  for (const WgListen& l : g.wg_listen)
+    if (l.addr == rte_be_to_cpu_32(ip->dst_addr) && l.port == rte_be_to_cpu_16(udp->dst_port) &&
+        l.domain == meta(m)->domain)
+      iface = l.iface;
+  if (!iface) return drop(m, Drop::wg_malformed);
   uint32_t udp_len = rte_be_to_cpu_16(udp->dgram_len);
   if (udp_len < sizeof(rte_udp_hdr) ||
       udp_len > rte_be_to_cpu_16(ip->total_length) - sizeof(rte_ipv4_hdr) ||

@@ -178,6 +178,7 @@ void WgRuntime::collect(const Generation& live, rte_rcu_qsbr* qsbr) {
     p->dead = true;
     drop_peer_keys(p, kps);
     for (rte_mbuf* m : p->staged) orphans_.push_back(m);
+    staged_total -= static_cast<unsigned>(p->staged.size());
     p->staged.clear();
     peers_by_id_[p->id] = nullptr;
     free_ids_.push_back(p->id);
@@ -257,6 +258,7 @@ unsigned WgRuntime::clear() {
     ++freed;
   }
   orphans_.clear();
+  staged_total = 0;
   return freed;
 }
 

@@ -194,6 +194,8 @@ class WgRuntime {
   // Frees everything (shutdown, after workers stopped); returns the staged mbufs freed.
   unsigned clear();
 
+  unsigned staged_total = 0;  // packets staged over all peers (≤ kMaxStagedTotal)
+
  private:
   struct Deferred {
     uint64_t token;

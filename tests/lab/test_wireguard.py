@@ -317,8 +317,9 @@ def test_driven_clock_expires_sessions_and_a_new_handshake_follows(lab):
     peer1 = t.gw_peer(site)
     assert peer1["handshakes"] > peer0["handshakes"], state(t)
     d = counter_delta(before, t.dp.counters())
+    # Made by the gateway: the first packet after the jump either waited for
+    # it (wg_staged) or found it already made by the timers' rekey.
     assert count(d, "events", "wg_initiations_sent") >= 1, state(t)
-    assert count(d, "events", "wg_staged") >= 1, state(t)
     assert count(d, "drops", "wg_auth_failed") == 0, state(t)
 
 
