@@ -145,17 +145,72 @@ Key x25519_generate() {
   return k;
 }
 
+namespace {
+
+// OpenSSL derives the public key whenever it loads a raw private key: a
+// second scalar multiplication for every DH. A handshake uses each private
+// key more than once (the static for every handshake, an ephemeral for ee
+// and se), so each thread keeps its last few loaded keys. Entries are freed
+// (and cleansed by OpenSSL) when evicted, forgotten, or at thread exit.
+class PrivateKeyCache {
+ public:
+  ~PrivateKeyCache() {
+    for (auto& e : entries_) drop(e);
+  }
+  EVP_PKEY* get(const Key& priv) {
+    for (size_t i = 0; i < kEntries; ++i)
+      if (entries_[i].pkey && equal_ct(entries_[i].priv.data(), priv.data(), kKeyLen)) {
+        entries_[i].used = ++clock_;
+        return entries_[i].pkey;
+      }
+    EVP_PKEY* pk = EVP_PKEY_new_raw_private_key(EVP_PKEY_X25519, nullptr, priv.data(), priv.size());
+    if (!pk) return nullptr;
+    Entry* victim = &entries_[0];  // an empty entry, else the least recently used
+    for (auto& e : entries_)
+      if (e.used < victim->used) victim = &e;
+    drop(*victim);
+    victim->pkey = pk;
+    victim->priv = priv;
+    victim->used = ++clock_;
+    return pk;
+  }
+  void forget(const Key& priv) {
+    for (auto& e : entries_)
+      if (e.pkey && equal_ct(e.priv.data(), priv.data(), kKeyLen)) drop(e);
+  }
+
+ private:
+  static constexpr size_t kEntries = 4;
+  struct Entry {
+    EVP_PKEY* pkey = nullptr;
+    Key priv{};
+    uint64_t used = 0;
+  };
+  static void drop(Entry& e) {
+    if (e.pkey) EVP_PKEY_free(e.pkey);  // cleanses the private key
+    e.pkey = nullptr;
+    secure_zero(e.priv);
+    e.used = 0;
+  }
+  Entry entries_[kEntries];
+  uint64_t clock_ = 0;
+};
+
+thread_local PrivateKeyCache t_keys;
+
+}  // namespace
+
+void x25519_forget(const Key& priv) { t_keys.forget(priv); }
+
 bool x25519_public(const Key& priv, Key* pub) {
-  EVP_PKEY* pk = EVP_PKEY_new_raw_private_key(EVP_PKEY_X25519, nullptr, priv.data(), priv.size());
+  EVP_PKEY* pk = t_keys.get(priv);
   if (pk == nullptr) return false;
   size_t n = pub->size();
-  bool ok = EVP_PKEY_get_raw_public_key(pk, pub->data(), &n) == 1 && n == kKeyLen;
-  EVP_PKEY_free(pk);  // cleanses the private key
-  return ok;
+  return EVP_PKEY_get_raw_public_key(pk, pub->data(), &n) == 1 && n == kKeyLen;
 }
 
 bool x25519(const Key& priv, const Key& pub, Key* shared) {
-  EVP_PKEY* mine = EVP_PKEY_new_raw_private_key(EVP_PKEY_X25519, nullptr, priv.data(), priv.size());
+  EVP_PKEY* mine = t_keys.get(priv);
   EVP_PKEY* theirs = EVP_PKEY_new_raw_public_key(EVP_PKEY_X25519, nullptr, pub.data(), pub.size());
   EVP_PKEY_CTX* ctx = mine ? EVP_PKEY_CTX_new_from_pkey(nullptr, mine, nullptr) : nullptr;
   size_t n = shared->size();
@@ -167,7 +222,6 @@ bool x25519(const Key& priv, const Key& pub, Key* shared) {
             EVP_PKEY_derive(ctx, shared->data(), &n) == 1 && n == kKeyLen;
   EVP_PKEY_CTX_free(ctx);
   EVP_PKEY_free(theirs);
-  EVP_PKEY_free(mine);
   // A low-order public key gives an all-zero secret whatever our private key;
   // WireGuard must refuse it (RFC 7748 §6.1, WireGuard paper §5.4). OpenSSL
   // already fails the derive in that case; test again so the contract does

@@ -47,6 +47,10 @@ bool x25519_public(const Key& priv, Key* pub);
 // shared = priv · pub. False when OpenSSL refuses or the result is all zero
 // (a low-order point: WireGuard rejects it).
 bool x25519(const Key& priv, const Key& pub, Key* shared);
+// The two functions above keep the last few private keys they loaded, per
+// thread (loading one costs a scalar multiplication); this drops one, as
+// when an ephemeral key is spent.
+void x25519_forget(const Key& priv);
 
 // --- BLAKE2s (RFC 7693) ---
 // HASH(parts...) = BLAKE2s-256 of the concatenation.

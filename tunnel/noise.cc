@@ -122,7 +122,11 @@ bool PeerKeys::make(const Identity& local, const Key& peer_public, const Key& pr
   return true;
 }
 
-void HandshakeState::clear() { secure_zero(this, sizeof *this); }
+void HandshakeState::clear() {
+  static constexpr Key kZero{};
+  if (!equal_ct(ephemeral_private.data(), kZero.data(), kKeyLen)) x25519_forget(ephemeral_private);
+  secure_zero(this, sizeof *this);
+}
 void SessionKeys::clear() { secure_zero(this, sizeof *this); }
 
 // WireGuard paper §5.4.2, initiator side.
@@ -257,6 +261,7 @@ bool create_response(const PeerKeys& peer, HandshakeState* hs, MessageResponse* 
   // The responder's ephemeral is spent: only C matters from here (§5.4.5).
   hs->hash = s.hash;
   hs->chaining_key = s.chaining_key;
+  x25519_forget(hs->ephemeral_private);
   secure_zero(hs->ephemeral_private);
   secure_zero(hs->remote_ephemeral);
   return true;
@@ -299,6 +304,7 @@ bool consume_response(const Identity& local, const PeerKeys& peer, const Message
   hs->chaining_key = s.chaining_key;
   hs->remote_ephemeral = remote_ephemeral;
   hs->remote_index = load_le32(&msg.sender_index);
+  x25519_forget(hs->ephemeral_private);
   secure_zero(hs->ephemeral_private);
   return true;
 }
