@@ -39,7 +39,32 @@ inline uint64_t load_le64(const void* p) {
   return rte_le_to_cpu_64(v);
 }
 
+constexpr uint16_t kUdpIp = sizeof(rte_ipv4_hdr) + sizeof(rte_udp_hdr);
+
 }  // namespace
+
+void wg_outer_headers(uint8_t* frame, const WgInterface& iface, uint64_t to, uint16_t payload_len,
+                      uint8_t tos) {
+  auto* eth = reinterpret_cast<rte_ether_hdr*>(frame);
+  eth->ether_type = rte_cpu_to_be_16(RTE_ETHER_TYPE_IPV4);
+  auto* ip = reinterpret_cast<rte_ipv4_hdr*>(eth + 1);
+  auto* udp = reinterpret_cast<rte_udp_hdr*>(ip + 1);
+  udp->src_port = rte_cpu_to_be_16(iface.listen_port);
+  udp->dst_port = rte_cpu_to_be_16(WgPeer::endpoint_port(to));
+  udp->dgram_len = rte_cpu_to_be_16(static_cast<uint16_t>(sizeof(rte_udp_hdr) + payload_len));
+  udp->dgram_cksum = 0;
+  ip->version_ihl = 0x45;
+  ip->type_of_service = tos;
+  ip->total_length = rte_cpu_to_be_16(static_cast<uint16_t>(kUdpIp + payload_len));
+  ip->packet_id = 0;
+  ip->fragment_offset = 0;
+  ip->time_to_live = 64;
+  ip->next_proto_id = IPPROTO_UDP;
+  ip->src_addr = rte_cpu_to_be_32(iface.address);
+  ip->dst_addr = rte_cpu_to_be_32(WgPeer::endpoint_ip(to));
+  ip->hdr_checksum = 0;
+  ip->hdr_checksum = rte_ipv4_cksum(ip);
+}
 
 EncapResult wg_encap(wg::Aead& aead, const Generation& g, WgPeer* p, const wg::TimerConfig& t,
                      uint64_t now, rte_mbuf* m, uint16_t inner_len, unsigned cslot, Drop* why,
@@ -103,25 +128,9 @@ EncapResult wg_encap(wg::Aead& aead, const Generation& g, WgPeer* p, const wg::T
   hdr->receiver_index = rte_cpu_to_le_32(kp->remote_index);
   hdr->counter = rte_cpu_to_le_64(ctr);
 
-  auto* eth = reinterpret_cast<rte_ether_hdr*>(frame);
-  eth->ether_type = rte_cpu_to_be_16(RTE_ETHER_TYPE_IPV4);
-  auto* ip = reinterpret_cast<rte_ipv4_hdr*>(eth + 1);
-  auto* udp = reinterpret_cast<rte_udp_hdr*>(ip + 1);
-  udp->src_port = rte_cpu_to_be_16(iface.listen_port);
-  udp->dst_port = rte_cpu_to_be_16(WgPeer::endpoint_port(ep));
-  udp->dgram_len = rte_cpu_to_be_16(static_cast<uint16_t>(outer_len - sizeof(rte_ipv4_hdr)));
-  udp->dgram_cksum = 0;  // RFC 768: optional over IPv4; the AEAD tag protects the payload
-  ip->version_ihl = 0x45;
-  ip->type_of_service = tos;  // RFC 6040 normal mode: DSCP and ECN copied outward
-  ip->total_length = rte_cpu_to_be_16(static_cast<uint16_t>(outer_len));
-  ip->packet_id = 0;
-  ip->fragment_offset = 0;
-  ip->time_to_live = 64;
-  ip->next_proto_id = IPPROTO_UDP;
-  ip->src_addr = rte_cpu_to_be_32(iface.address);
-  ip->dst_addr = rte_cpu_to_be_32(ep_ip);
-  ip->hdr_checksum = 0;
-  ip->hdr_checksum = rte_ipv4_cksum(ip);
+  // RFC 6040 normal mode: DSCP and ECN copied outward. UDP checksum zero
+  // (RFC 768: optional over IPv4; the AEAD tag protects the payload).
+  wg_outer_headers(frame, iface, ep, static_cast<uint16_t>(outer_len - kUdpIp), tos);
 
   WgPeerCounters& pc = p->counters[cslot];
   pc.tx_packets++;

@@ -200,26 +200,12 @@ void Service::wg_send_message(const Generation& g, const WgInterface* iface, uin
     return;
   }
   size_t total = sizeof(rte_ipv4_hdr) + sizeof(rte_udp_hdr) + len;
-  auto* eth = reinterpret_cast<rte_ether_hdr*>(rte_pktmbuf_append(m, kEth + total));
-  eth->ether_type = rte_cpu_to_be_16(RTE_ETHER_TYPE_IPV4);
-  auto* ip = reinterpret_cast<rte_ipv4_hdr*>(eth + 1);
+  auto* frame = reinterpret_cast<uint8_t*>(rte_pktmbuf_append(m, kEth + total));
+  std::memcpy(frame + kEth + sizeof(rte_ipv4_hdr) + sizeof(rte_udp_hdr), msg, len);
+  wg_outer_headers(frame, *iface, to, static_cast<uint16_t>(len), 0);
+  // Handshake messages carry no AEAD over the whole datagram: checksum them.
+  auto* ip = reinterpret_cast<rte_ipv4_hdr*>(frame + kEth);
   auto* udp = reinterpret_cast<rte_udp_hdr*>(ip + 1);
-  std::memcpy(udp + 1, msg, len);
-  udp->src_port = rte_cpu_to_be_16(iface->listen_port);
-  udp->dst_port = rte_cpu_to_be_16(WgPeer::endpoint_port(to));
-  udp->dgram_len = rte_cpu_to_be_16(static_cast<uint16_t>(sizeof(rte_udp_hdr) + len));
-  udp->dgram_cksum = 0;
-  ip->version_ihl = 0x45;
-  ip->type_of_service = 0;
-  ip->total_length = rte_cpu_to_be_16(static_cast<uint16_t>(total));
-  ip->packet_id = 0;
-  ip->fragment_offset = 0;
-  ip->time_to_live = 64;
-  ip->next_proto_id = IPPROTO_UDP;
-  ip->src_addr = rte_cpu_to_be_32(iface->address);
-  ip->dst_addr = rte_cpu_to_be_32(dst);
-  ip->hdr_checksum = 0;
-  ip->hdr_checksum = rte_ipv4_cksum(ip);
   udp->dgram_cksum = rte_ipv4_udptcp_cksum(ip, udp);
   send_via(g, m, nh.port, nh.gateway ? nh.gateway : dst, nh.slot);
 }

@@ -226,6 +226,12 @@ namespace tether::dp {
 // --- the data path, shared by workers and the service thread ---
 // `cslot` is the caller's WgPeer::counters slot (worker index, or kMaxWorkers).
 
+// Writes Ethernet type, IPv4 and UDP headers of a WireGuard datagram from
+// `iface` to endpoint `to` (WgPeer::pack_endpoint) whose UDP payload is
+// `payload_len` bytes; UDP checksum zero.
+void wg_outer_headers(uint8_t* frame, const WgInterface& iface, uint64_t to, uint16_t payload_len,
+                      uint8_t tos);
+
 enum class EncapResult : uint8_t { kSent, kStage, kDrop };
 
 // Turns `m` (Ethernet + inner IPv4 of `inner_len` bytes, one segment; an
