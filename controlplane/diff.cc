@@ -77,6 +77,9 @@ Result<DataplaneState> parse_dataplane_state(const nlohmann::json& ports_result,
       !routes_result["routes"].is_array())
     return internal("routes.list result has no 'routes' array");
   for (const auto& r : routes_result["routes"]) {
+    // A WireGuard peer's allowed prefixes are listed as routes of kind
+    // "tunnel"; they belong to the peer, not to the route table we reconcile.
+    if (r.value("kind", "") == "tunnel") continue;
     ReportedRoute rr;
     auto prefix = field_prefix(r, "prefix", /*host_bits=*/false);
     if (!prefix) return prefix.error();

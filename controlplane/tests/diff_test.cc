@@ -215,7 +215,10 @@ TEST(Diff, ParsesTheDataplaneReplies) {
     {"domain": 0, "prefix": "10.0.1.0/24", "via": null, "port": "uplink", "kind": "connected",
      "origin": "connected"},
     {"domain": 2, "prefix": "10.2.0.0/24", "via": "10.0.9.254", "port": "uplink",
-     "kind": "static", "origin": "api"}]})");
+     "kind": "static", "origin": "api"},
+    {"domain": 0, "prefix": "192.168.50.0/24", "via": null, "port": null, "peer": "x",
+     "interface": "wg0", "kind": "tunnel", "origin": "api"}]})");
+  // A WireGuard peer's allowed prefix is not a route the control plane owns.
   auto s = parse_dataplane_state(ports, routes);
   ASSERT_TRUE(s) << s.error().message;
   EXPECT_EQ(s->ports, (std::vector<std::string>{"uplink", "tap"}));
