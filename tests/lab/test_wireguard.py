@@ -483,3 +483,31 @@ def test_inner_mtu(wg):
     assert re.search(r"mtu ?= ?1420", r.stdout + r.stderr), (
         f"no 'fragmentation needed, mtu 1420' for a 1421-byte packet:\n{r.stdout}{r.stderr}\n"
         f"{state(t)}")
+
+
+def test_cryptokey_routing_per_domain(lab):
+    """Two VDC sites use the same inner prefix (192.168.50.0/24), each in its
+    own routing domain with its own LAN (also the same 10.2.0.0/24): each LAN
+    host reaches only its own site, whose peer alone holds the prefix there."""
+    t = start(WgTopology(
+        lab,
+        sites=(SiteSpec(role="sa", underlay="10.1.0.2/24", domain=1),
+               SiteSpec(role="sb", underlay="10.1.0.3/24", domain=2)),
+        lans=(wgkit.LanSpec(role="ha", port="lan_a", domain=1),
+              wgkit.LanSpec(role="hb", port="lan_b", domain=2))))
+    sa, sb = t.sites["sa"], t.sites["sb"]
+    ha, hb = t.hosts["ha"], t.hosts["hb"]
+    before_a, before_b = sa.wg.dump(), sb.wg.dump()
+    ping_ok(t, ha.ns, "192.168.50.2", count_=3)
+    mid_a, mid_b = sa.wg.dump(), sb.wg.dump()
+    peer_a = next(iter(mid_a["peers"].values()))
+    assert peer_a["rx_bytes"] > next(iter(before_a["peers"].values()))["rx_bytes"], state(t)
+    # Site B saw nothing of domain 1's ping.
+    assert next(iter(mid_b["peers"].values()))["rx_bytes"] == \
+        next(iter(before_b["peers"].values()))["rx_bytes"], state(t)
+    ping_ok(t, hb.ns, "192.168.50.2", count_=3)
+    assert next(iter(sb.wg.dump()["peers"].values()))["rx_bytes"] > \
+        next(iter(mid_b["peers"].values()))["rx_bytes"], state(t)
+    routes = t.dp.call("routes.list", {"domain": 1})["routes"]
+    tunnel = [r for r in routes if r["kind"] == "tunnel"]
+    assert [r["peer"] for r in tunnel] == [sa.public_key], routes
