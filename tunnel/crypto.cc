@@ -157,22 +157,32 @@ class PrivateKeyCache {
   ~PrivateKeyCache() {
     for (auto& e : entries_) drop(e);
   }
-  EVP_PKEY* get(const Key& priv) {
-    for (size_t i = 0; i < kEntries; ++i)
-      if (entries_[i].pkey && equal_ct(entries_[i].priv.data(), priv.data(), kKeyLen)) {
-        entries_[i].used = ++clock_;
-        return entries_[i].pkey;
-      }
-    EVP_PKEY* pk = EVP_PKEY_new_raw_private_key(EVP_PKEY_X25519, nullptr, priv.data(), priv.size());
-    if (!pk) return nullptr;
-    Entry* victim = &entries_[0];  // an empty entry, else the least recently used
+  // The loaded key and a derive context initialised for it; null on failure.
+  EVP_PKEY_CTX* get(const Key& priv, EVP_PKEY** pkey = nullptr) {
+    Entry* hit = nullptr;
     for (auto& e : entries_)
-      if (e.used < victim->used) victim = &e;
-    drop(*victim);
-    victim->pkey = pk;
-    victim->priv = priv;
-    victim->used = ++clock_;
-    return pk;
+      if (e.pkey && equal_ct(e.priv.data(), priv.data(), kKeyLen)) hit = &e;
+    if (!hit) {
+      EVP_PKEY* pk =
+          EVP_PKEY_new_raw_private_key(EVP_PKEY_X25519, nullptr, priv.data(), priv.size());
+      if (!pk) return nullptr;
+      EVP_PKEY_CTX* ctx = EVP_PKEY_CTX_new_from_pkey(nullptr, pk, nullptr);
+      if (!ctx || EVP_PKEY_derive_init(ctx) != 1) {
+        EVP_PKEY_CTX_free(ctx);
+        EVP_PKEY_free(pk);
+        return nullptr;
+      }
+      hit = &entries_[0];  // an empty entry, else the least recently used
+      for (auto& e : entries_)
+        if (e.used < hit->used) hit = &e;
+      drop(*hit);
+      hit->pkey = pk;
+      hit->ctx = ctx;
+      hit->priv = priv;
+    }
+    hit->used = ++clock_;
+    if (pkey) *pkey = hit->pkey;
+    return hit->ctx;
   }
   void forget(const Key& priv) {
     for (auto& e : entries_)
@@ -183,11 +193,14 @@ class PrivateKeyCache {
   static constexpr size_t kEntries = 4;
   struct Entry {
     EVP_PKEY* pkey = nullptr;
+    EVP_PKEY_CTX* ctx = nullptr;
     Key priv{};
     uint64_t used = 0;
   };
   static void drop(Entry& e) {
+    EVP_PKEY_CTX_free(e.ctx);
     if (e.pkey) EVP_PKEY_free(e.pkey);  // cleanses the private key
+    e.ctx = nullptr;
     e.pkey = nullptr;
     secure_zero(e.priv);
     e.used = 0;
@@ -196,32 +209,66 @@ class PrivateKeyCache {
   uint64_t clock_ = 0;
 };
 
+// Public keys are loaded again and again too: the initiator's ephemeral for
+// es and ee, a peer's static for every handshake with it. Not secret.
+class PublicKeyCache {
+ public:
+  ~PublicKeyCache() {
+    for (auto& e : entries_) EVP_PKEY_free(e.pkey);
+  }
+  EVP_PKEY* get(const Key& pub) {
+    Entry* hit = nullptr;
+    for (auto& e : entries_)
+      if (e.pkey && e.pub == pub) hit = &e;
+    if (!hit) {
+      EVP_PKEY* pk = EVP_PKEY_new_raw_public_key(EVP_PKEY_X25519, nullptr, pub.data(), pub.size());
+      if (!pk) return nullptr;
+      hit = &entries_[0];
+      for (auto& e : entries_)
+        if (e.used < hit->used) hit = &e;
+      EVP_PKEY_free(hit->pkey);
+      hit->pkey = pk;
+      hit->pub = pub;
+    }
+    hit->used = ++clock_;
+    return hit->pkey;
+  }
+
+ private:
+  struct Entry {
+    EVP_PKEY* pkey = nullptr;
+    Key pub{};
+    uint64_t used = 0;
+  };
+  Entry entries_[8];
+  uint64_t clock_ = 0;
+};
+
 thread_local PrivateKeyCache t_keys;
+thread_local PublicKeyCache t_public_keys;
 
 }  // namespace
 
 void x25519_forget(const Key& priv) { t_keys.forget(priv); }
 
 bool x25519_public(const Key& priv, Key* pub) {
-  EVP_PKEY* pk = t_keys.get(priv);
-  if (pk == nullptr) return false;
+  EVP_PKEY* pk = nullptr;
+  if (!t_keys.get(priv, &pk)) return false;
   size_t n = pub->size();
   return EVP_PKEY_get_raw_public_key(pk, pub->data(), &n) == 1 && n == kKeyLen;
 }
 
 bool x25519(const Key& priv, const Key& pub, Key* shared) {
-  EVP_PKEY* mine = t_keys.get(priv);
-  EVP_PKEY* theirs = EVP_PKEY_new_raw_public_key(EVP_PKEY_X25519, nullptr, pub.data(), pub.size());
-  EVP_PKEY_CTX* ctx = mine ? EVP_PKEY_CTX_new_from_pkey(nullptr, mine, nullptr) : nullptr;
+  EVP_PKEY_CTX* ctx = t_keys.get(priv);
+  EVP_PKEY* theirs = t_public_keys.get(pub);
   size_t n = shared->size();
   // validate_peer = 0: an X25519 public key has no structure to check, and
   // the check would cost another context allocation. The all-zero test
-  // below is the check that matters (RFC 7748 §6.1).
-  bool ok = theirs != nullptr && ctx != nullptr && EVP_PKEY_derive_init(ctx) == 1 &&
+  // below is the check that matters (RFC 7748 §6.1). The context keeps its
+  // derive_init; each call sets the peer anew.
+  bool ok = theirs != nullptr && ctx != nullptr &&
             EVP_PKEY_derive_set_peer_ex(ctx, theirs, 0) == 1 &&
             EVP_PKEY_derive(ctx, shared->data(), &n) == 1 && n == kKeyLen;
-  EVP_PKEY_CTX_free(ctx);
-  EVP_PKEY_free(theirs);
   // A low-order public key gives an all-zero secret whatever our private key;
   // WireGuard must refuse it (RFC 7748 §6.1, WireGuard paper §5.4). OpenSSL
   // already fails the derive in that case; test again so the contract does
