@@ -152,6 +152,33 @@ namespace {
 // key more than once (the static for every handshake, an ephemeral for ee
 // and se), so each thread keeps its last few loaded keys. Entries are freed
 // (and cleansed by OpenSSL) when evicted, forgotten, or at thread exit.
+// Loads a private key for derive only. EVP_PKEY_new_raw_private_key would
+// also compute its public key, with OpenSSL's portable fixed-base code
+// (slower than the assembler ladder a derive uses); given any public value
+// alongside, OpenSSL takes it as it is, and derive never reads it.
+// x25519_public computes the real one as a derive with the base point.
+EVP_PKEY* load_private(const Key& priv) {
+  struct FromData {
+    EVP_PKEY_CTX* ctx = EVP_PKEY_CTX_new_from_name(nullptr, "X25519", nullptr);
+    FromData() {
+      if (!ctx || EVP_PKEY_fromdata_init(ctx) != 1) fatal("EVP_PKEY_fromdata_init(X25519)");
+    }
+    ~FromData() { EVP_PKEY_CTX_free(ctx); }
+  };
+  thread_local FromData from;
+  static const Key kPlaceholder{9};
+  Key p = priv;
+  OSSL_PARAM params[] = {
+      OSSL_PARAM_construct_octet_string(OSSL_PKEY_PARAM_PRIV_KEY, p.data(), p.size()),
+      OSSL_PARAM_construct_octet_string(OSSL_PKEY_PARAM_PUB_KEY,
+                                        const_cast<uint8_t*>(kPlaceholder.data()), kKeyLen),
+      OSSL_PARAM_construct_end()};
+  EVP_PKEY* pk = nullptr;
+  bool ok = EVP_PKEY_fromdata(from.ctx, &pk, EVP_PKEY_KEYPAIR, params) == 1;
+  secure_zero(p);
+  return ok ? pk : nullptr;
+}
+
 class PrivateKeyCache {
  public:
   ~PrivateKeyCache() {
@@ -163,8 +190,7 @@ class PrivateKeyCache {
     for (auto& e : entries_)
       if (e.pkey && equal_ct(e.priv.data(), priv.data(), kKeyLen)) hit = &e;
     if (!hit) {
-      EVP_PKEY* pk =
-          EVP_PKEY_new_raw_private_key(EVP_PKEY_X25519, nullptr, priv.data(), priv.size());
+      EVP_PKEY* pk = load_private(priv);
       if (!pk) return nullptr;
       EVP_PKEY_CTX* ctx = EVP_PKEY_CTX_new_from_pkey(nullptr, pk, nullptr);
       if (!ctx || EVP_PKEY_derive_init(ctx) != 1) {
@@ -252,10 +278,10 @@ thread_local PublicKeyCache t_public_keys;
 void x25519_forget(const Key& priv) { t_keys.forget(priv); }
 
 bool x25519_public(const Key& priv, Key* pub) {
-  EVP_PKEY* pk = nullptr;
-  if (!t_keys.get(priv, &pk)) return false;
-  size_t n = pub->size();
-  return EVP_PKEY_get_raw_public_key(pk, pub->data(), &n) == 1 && n == kKeyLen;
+  static const Key kBasePoint{9};  // RFC 7748 §4.1: u = 9
+  // The base point is not low order: a zero result cannot happen for a
+  // clamped scalar, so x25519() fails only if OpenSSL does.
+  return x25519(priv, kBasePoint, pub);
 }
 
 bool x25519(const Key& priv, const Key& pub, Key* shared) {
