@@ -147,7 +147,7 @@ struct Sink {
   rte_mbuf* drop[kBurst];
   rte_mbuf* handshake[kBurst];
   rte_mbuf* wg_in[kBurst];  // data messages to decrypt
-  uint8_t wg_listen[kBurst];
+  uint16_t wg_listen[kBurst];
   uint16_t npunt = 0, ndrop = 0, nhandshake = 0, nwg = 0;
 };
 
@@ -239,7 +239,7 @@ void route_ipv4(Dataplane& dp, Worker& w, const Generation& g, const Origin4& o,
               m, uint8_t*, kEtherHdr + sizeof(rte_ipv4_hdr) + sizeof(rte_udp_hdr));
           if (type == wg::kData) {
             out.wg_in[out.nwg] = m;
-            out.wg_listen[out.nwg++] = static_cast<uint8_t>(li);
+            out.wg_listen[out.nwg++] = static_cast<uint16_t>(li);
           } else if (type >= wg::kInitiation && type <= wg::kCookieReply) {
             PacketMeta* md = meta(m);
             md->punt = Punt::kWgHandshake;
