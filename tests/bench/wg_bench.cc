@@ -341,6 +341,11 @@ class Bench {
                                             uint64_t pushed, bool expect_tx_equal) const;
   std::string encap_figure(const std::string& name, uint16_t size);
   std::string decap_figure(const std::string& name, uint16_t size);
+  std::string data_figure(const std::string& name, uint16_t size, uint16_t port,
+                          const std::function<void(rte_mbuf*)>& fill,
+                          const std::function<Timed()>& ref_step,
+                          const std::function<void()>& check, const LcoreCounters& w0,
+                          const LcoreCounters& s0, std::vector<std::string> warnings);
   std::string handshake_figure(const std::string& name);
   std::string report(const std::string& name, const std::vector<Sample>& ours,
                      const std::vector<Sample>& ref, const std::vector<std::string>& warnings,
@@ -586,6 +591,43 @@ std::string Bench::report(const std::string& name, const std::vector<Sample>& ou
          OpenSSL_version(OPENSSL_VERSION) + "\"" + extra + "}";
 }
 
+// The timed half of an encap or decap figure: batches of `fill`ed mbufs
+// pushed through the pipeline on `port` beside `ref_step`, then the counters
+// and the output checked again.
+std::string Bench::data_figure(const std::string& name, uint16_t size, uint16_t port,
+                               const std::function<void(rte_mbuf*)>& fill,
+                               const std::function<Timed()>& ref_step,
+                               const std::function<void()>& check, const LcoreCounters& w0,
+                               const LcoreCounters& s0, std::vector<std::string> warnings) {
+  uint64_t pushed = 0;
+  auto our_step = [&]() -> Timed {
+    const unsigned batch = opt_.batch;
+    rte_mbuf* pkts[kMaxBatch];
+    if (rte_pktmbuf_alloc_bulk(dp_->pool(), pkts, batch) != 0)
+      throw std::runtime_error("mbuf pool empty");
+    for (unsigned i = 0; i < batch; ++i) fill(pkts[i]);  // the device's part: not timed
+    uint64_t t0 = rte_rdtsc();
+    for (unsigned i = 0; i < batch; i += kBurst) {
+      push(port, pkts + i, kBurst);
+      worker_tail();
+    }
+    uint64_t t = rte_rdtsc() - t0;
+    rte_rcu_qsbr_quiescent(qsbr_, dp_->service_rcu_id());
+    pushed += batch;
+    return {t, batch * size * 8.0};
+  };
+  std::vector<Sample> ref, ours;
+  rounds(ref_step, our_step, &ref, &ours, nullptr);
+  for (auto& p : counter_problems(w0, s0, pushed, true)) warnings.push_back(p);
+  check();
+  const uint16_t padded = padded_len(size);
+  return report(name, ours, ref, warnings,
+                fmt(", \"inner_size\": %u, \"padded\": %u, \"outer_frame\": %u, \"packets\": %lu, "
+                    "\"batch\": %u, \"burst\": %u, \"verified\": %u",
+                    size, padded, unsigned(kEth + kIpUdp + wg::kDataOverhead + padded), pushed,
+                    opt_.batch, kBurst, 2 * kVerify));
+}
+
 // --- encap: inner packets from the lan host to the peer's allowed prefix ---
 
 std::string Bench::encap_figure(const std::string& name, uint16_t size) {
@@ -639,7 +681,6 @@ std::string Bench::encap_figure(const std::string& name, uint16_t size) {
   check();
 
   const LcoreCounters w0 = *w_->counters, s0 = dp_->counters()[rte_lcore_id()];
-  uint64_t pushed = 0;
   RawChaCha raw;
   const unsigned nref = opt_.batch;
   std::vector<uint8_t> bufs(nref * (size + 16));
@@ -652,32 +693,8 @@ std::string Bench::encap_figure(const std::string& name, uint16_t size) {
         throw std::runtime_error("reference seal failed");
     return {rte_rdtsc() - t0, nref * size * 8.0};
   };
-  auto our_step = [&]() -> Timed {
-    const unsigned batch = opt_.batch;
-    rte_mbuf* pkts[kMaxBatch];
-    if (rte_pktmbuf_alloc_bulk(dp_->pool(), pkts, batch) != 0)
-      throw std::runtime_error("mbuf pool empty");
-    for (unsigned i = 0; i < batch; ++i)
-      std::memcpy(rte_pktmbuf_append(pkts[i], flen), frame.data(), flen);
-    uint64_t t0 = rte_rdtsc();
-    for (unsigned i = 0; i < batch; i += kBurst) {
-      push(lan_, pkts + i, kBurst);
-      worker_tail();
-    }
-    uint64_t t = rte_rdtsc() - t0;
-    rte_rcu_qsbr_quiescent(qsbr_, dp_->service_rcu_id());
-    pushed += batch;
-    return {t, batch * size * 8.0};
-  };
-  std::vector<Sample> ref, ours;
-  rounds(ref_step, our_step, &ref, &ours, nullptr);
-  for (auto& p : counter_problems(w0, s0, pushed, true)) warnings.push_back(p);
-  check();
-  return report(name, ours, ref, warnings,
-                fmt(", \"inner_size\": %u, \"padded\": %u, \"outer_frame\": %u, \"packets\": %lu, "
-                    "\"batch\": %u, \"burst\": %u, \"verified\": %u",
-                    size, padded, unsigned(kEth + kIpUdp + wg::kDataOverhead + padded), pushed,
-                    opt_.batch, kBurst, 2 * kVerify));
+  auto fill = [&](rte_mbuf* m) { std::memcpy(rte_pktmbuf_append(m, flen), frame.data(), flen); };
+  return data_figure(name, size, lan_, fill, ref_step, check, w0, s0, std::move(warnings));
 }
 
 // --- decap: the peer's data messages to our listen port ---
@@ -719,7 +736,6 @@ std::string Bench::decap_figure(const std::string& name, uint16_t size) {
   check();
 
   const LcoreCounters w0 = *w_->counters, s0 = dp_->counters()[rte_lcore_id()];
-  uint64_t pushed = 0;
   RawChaCha raw;
   const unsigned nref = opt_.batch;
   std::vector<uint8_t> bufs(nref * (size + 16));
@@ -736,31 +752,8 @@ std::string Bench::decap_figure(const std::string& name, uint16_t size) {
         throw std::runtime_error("reference open failed");
     return {rte_rdtsc() - t0, nref * size * 8.0};
   };
-  auto our_step = [&]() -> Timed {
-    const unsigned batch = opt_.batch;
-    rte_mbuf* pkts[kMaxBatch];
-    if (rte_pktmbuf_alloc_bulk(dp_->pool(), pkts, batch) != 0)
-      throw std::runtime_error("mbuf pool empty");
-    for (unsigned i = 0; i < batch; ++i) data_message(pkts[i], s, plain.data(), padded);
-    uint64_t t0 = rte_rdtsc();
-    for (unsigned i = 0; i < batch; i += kBurst) {
-      push(uplink_, pkts + i, kBurst);
-      worker_tail();
-    }
-    uint64_t t = rte_rdtsc() - t0;
-    rte_rcu_qsbr_quiescent(qsbr_, dp_->service_rcu_id());
-    pushed += batch;
-    return {t, batch * size * 8.0};
-  };
-  std::vector<Sample> ref, ours;
-  rounds(ref_step, our_step, &ref, &ours, nullptr);
-  for (auto& p : counter_problems(w0, s0, pushed, true)) warnings.push_back(p);
-  check();
-  return report(name, ours, ref, warnings,
-                fmt(", \"inner_size\": %u, \"padded\": %u, \"outer_frame\": %u, \"packets\": %lu, "
-                    "\"batch\": %u, \"burst\": %u, \"verified\": %u",
-                    size, padded, unsigned(kEth + kIpUdp + wg::kDataOverhead + padded), pushed,
-                    opt_.batch, kBurst, 2 * kVerify));
+  auto fill = [&](rte_mbuf* m) { data_message(m, s, plain.data(), padded); };
+  return data_figure(name, size, uplink_, fill, ref_step, check, w0, s0, std::move(warnings));
 }
 
 // --- handshakes: initiations from many peers, responses out ---
