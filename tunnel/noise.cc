@@ -85,6 +85,16 @@ struct Scratch {
   ~Scratch() { secure_zero(this, sizeof *this); }
 };
 
+// WireGuard paper §5.4.3, psk2 (both sides): (C, τ, κ) = KDF3(C, Q);
+// H = HASH(H || τ); κ is left in s->key for the empty AEAD.
+void mix_psk(Scratch* s, const Key& psk) {
+  Hash c;
+  kdf(s->chaining_key, bytes(psk), &c, &s->tau, &s->key);
+  s->chaining_key = c;
+  secure_zero(c);
+  mix_hash(&s->hash, bytes(s->tau));
+}
+
 }  // namespace
 
 bool Identity::from_private(const Key& private_key, Identity* out) {
@@ -246,13 +256,8 @@ bool create_response(const PeerKeys& peer, HandshakeState* hs, MessageResponse* 
   if (!x25519(s.ephemeral_private, peer.public_key, &s.dh)) return false;
   mix_key(&s.chaining_key, bytes(s.dh));
 
-  // psk2: (Cr, τ, κ) = KDF3(Cr, Q); Hr = HASH(Hr || τ);
-  // empty = AEAD(κ, 0, ε, Hr); Hr = HASH(Hr || empty).
-  Hash c;
-  kdf(s.chaining_key, bytes(peer.preshared_key), &c, &s.tau, &s.key);
-  s.chaining_key = c;
-  secure_zero(c);
-  mix_hash(&s.hash, bytes(s.tau));
+  // psk2, then empty = AEAD(κ, 0, ε, Hr); Hr = HASH(Hr || empty).
+  mix_psk(&s, peer.preshared_key);
   uint8_t nothing[1] = {};  // ε; a real pointer, as OpenSSL reads a null output as "AAD"
   if (!aead_seal(s.key, 0, bytes(s.hash), nothing, 0, m.encrypted_nothing)) return false;
   mix_hash(&s.hash, bytes(m.encrypted_nothing));
@@ -290,11 +295,7 @@ bool consume_response(const Identity& local, const PeerKeys& peer, const Message
   if (!x25519(local.private_key, remote_ephemeral, &s.dh)) return false;
   mix_key(&s.chaining_key, bytes(s.dh));
 
-  Hash c;
-  kdf(s.chaining_key, bytes(peer.preshared_key), &c, &s.tau, &s.key);
-  s.chaining_key = c;
-  secure_zero(c);
-  mix_hash(&s.hash, bytes(s.tau));
+  mix_psk(&s, peer.preshared_key);
   // A wrong PSK (or any tampering) fails here.
   uint8_t nothing[1];  // ε; a real pointer, as OpenSSL reads a null output as "AAD"
   if (!aead_open(s.key, 0, bytes(s.hash), msg.encrypted_nothing, 0, nothing)) return false;
