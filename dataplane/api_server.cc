@@ -382,14 +382,15 @@ json ApiServer::wg_interfaces_json(const Generation& g) {
 json ApiServer::wg_peers_json(const Generation& g, const std::string& only) {
   json out = json::array();
   uint64_t now = dp_.now_ms();
+  std::map<std::pair<std::string, wg::Key>, const WgPeerEntry*> entries;
+  for (auto& pe : g.state.wg_peers()) entries[{pe.interface, pe.public_key}] = &pe;
   std::lock_guard lock(dp_.wg().mutex());
   for (size_t i = 0; i < g.wg_peers.size(); ++i) {
     const WgPeer* p = g.wg_peers[i];
     if (!p || (!only.empty() && p->iface->name != only)) continue;
-    const WgPeerEntry* e = nullptr;
-    for (auto& pe : g.state.wg_peers())
-      if (pe.interface == p->iface->name && pe.public_key == p->keys.public_key) e = &pe;
-    if (!e) continue;
+    auto found = entries.find({p->iface->name, p->keys.public_key});
+    if (found == entries.end()) continue;
+    const WgPeerEntry* e = found->second;
     WgPeerCounters sum;
     for (auto& c : p->counters) {
       sum.rx_packets += c.rx_packets;
