@@ -47,7 +47,6 @@ namespace tether::dp {
   X(wg_replay, "WireGuard counter already seen or older than the replay window")             \
   X(wg_auth_failed, "WireGuard data message did not authenticate")                           \
   X(wg_bad_inner_source, "decrypted packet's source is not an allowed prefix of its peer")   \
-  X(wg_bad_inner_packet, "decrypted packet is not valid IPv4")                               \
   X(wg_keys_expired, "WireGuard session too old or counter exhausted")                       \
   X(wg_no_keys, "no WireGuard session could be made for a staged packet")                    \
   X(wg_no_endpoint, "WireGuard peer has no known endpoint")                                  \

@@ -11,6 +11,8 @@
 #include <cstdint>
 #include <cstring>
 
+#include "dataplane/counters.h"
+
 namespace tether::dp {
 
 // Why a worker handed a packet to the service thread.
@@ -88,6 +90,52 @@ inline bool ipv4_checksum20_ok(const rte_ipv4_hdr* ip) {
   t = (t & 0xffff) + (t >> 16);
   t = (t & 0xffff) + (t >> 16);
   return t == 0xffff;
+}
+
+inline bool ipv4_martian(uint32_t a) {
+  uint32_t top = a >> 24;
+  return top == 0 || top == 127 || a >= 0xe0000000u;  // this-net, loopback, multicast, E, bcast
+}
+
+// Validates an IPv4 header up to what routing needs (docs/decisions/004):
+// `seg_len` bytes of it are in the first segment, `l3_len` in the packet;
+// `ck` is the mbuf's RX IP checksum flags (0: check in software). On success
+// returns Drop::kCount with the addresses in host order. Used for frames
+// from ports and for packets out of a tunnel alike.
+__attribute__((always_inline)) inline Drop check_ipv4(const rte_ipv4_hdr* ip, uint32_t seg_len,
+                                                      uint32_t l3_len, uint64_t ck,
+                                                      LcoreCounters& c, uint32_t* dst,
+                                                      uint32_t* src) {
+  if (seg_len < sizeof(rte_ipv4_hdr)) return Drop::ipv4_truncated;
+  uint8_t vihl = ip->version_ihl;
+  if ((vihl >> 4) != 4) return Drop::ipv4_bad_version;
+  unsigned hdr_len = (vihl & 0xf) * 4u;
+  if (hdr_len < sizeof(rte_ipv4_hdr)) return Drop::ipv4_bad_ihl;
+  if (hdr_len > seg_len) return Drop::ipv4_truncated;
+  uint16_t total = rte_be_to_cpu_16(ip->total_length);
+  if (total < hdr_len) return Drop::ipv4_bad_length;
+  if (total > l3_len) return Drop::ipv4_truncated;
+  if (ck == RTE_MBUF_F_RX_IP_CKSUM_BAD ||
+      (ck != RTE_MBUF_F_RX_IP_CKSUM_GOOD &&
+       !(hdr_len == sizeof(rte_ipv4_hdr) ? ipv4_checksum20_ok(ip) : ipv4_checksum_ok(ip, hdr_len))))
+    return Drop::ipv4_bad_checksum;
+  if (hdr_len != sizeof(rte_ipv4_hdr)) return Drop::ipv4_options;
+
+  *src = rte_be_to_cpu_32(ip->src_addr);
+  *dst = rte_be_to_cpu_32(ip->dst_addr);
+  if (ipv4_martian(*src)) return Drop::ipv4_martian_source;
+  if (ipv4_martian(*dst)) return Drop::ipv4_bad_destination;
+
+  uint16_t frag = rte_be_to_cpu_16(ip->fragment_offset);
+  if (frag & (RTE_IPV4_HDR_OFFSET_MASK | RTE_IPV4_HDR_MF_FLAG)) {
+    uint32_t offset = (frag & RTE_IPV4_HDR_OFFSET_MASK) * 8u;
+    uint32_t payload = total - hdr_len;
+    // The reassembled datagram (header + offset + payload) must fit 65535.
+    if (hdr_len + offset + payload > 65535 || ((frag & RTE_IPV4_HDR_MF_FLAG) && payload % 8 != 0))
+      return Drop::ipv4_bad_fragment;
+    c.event(Event::ipv4_fragments);
+  }
+  return Drop::kCount;
 }
 
 }  // namespace tether::dp

@@ -24,11 +24,6 @@ namespace {
 
 constexpr uint16_t kEtherHdr = sizeof(rte_ether_hdr);
 
-inline bool martian(uint32_t a) {
-  uint32_t top = a >> 24;
-  return top == 0 || top == 127 || a >= 0xe0000000u;  // this-net, loopback, multicast, E, bcast
-}
-
 enum class Kind : uint8_t { kIpv4, kArp, kDrop };
 
 struct Parsed {
@@ -62,40 +57,13 @@ __attribute__((always_inline)) inline Parsed parse(const PortView& in, rte_mbuf*
   }
   if (!to_us) return {Kind::kDrop, Drop::eth_not_for_us};
 
-  uint32_t l3_len = rte_pktmbuf_data_len(m) - kEtherHdr;
-  if (l3_len < sizeof(rte_ipv4_hdr)) return {Kind::kDrop, Drop::ipv4_truncated};
   auto* ip = reinterpret_cast<rte_ipv4_hdr*>(eth + 1);
-  uint8_t vihl = ip->version_ihl;
-  if ((vihl >> 4) != 4) return {Kind::kDrop, Drop::ipv4_bad_version};
-  unsigned hdr_len = (vihl & 0xf) * 4u;
-  if (hdr_len < sizeof(rte_ipv4_hdr)) return {Kind::kDrop, Drop::ipv4_bad_ihl};
-  if (hdr_len > l3_len) return {Kind::kDrop, Drop::ipv4_truncated};
-  uint16_t total = rte_be_to_cpu_16(ip->total_length);
-  if (total < hdr_len) return {Kind::kDrop, Drop::ipv4_bad_length};
   uint32_t frame_l3 = rte_pktmbuf_pkt_len(m) - kEtherHdr;
-  if (total > frame_l3) return {Kind::kDrop, Drop::ipv4_truncated};
-  uint64_t ck = m->ol_flags & RTE_MBUF_F_RX_IP_CKSUM_MASK;
-  if (ck == RTE_MBUF_F_RX_IP_CKSUM_BAD ||
-      (ck != RTE_MBUF_F_RX_IP_CKSUM_GOOD &&
-       !(hdr_len == sizeof(rte_ipv4_hdr) ? ipv4_checksum20_ok(ip) : ipv4_checksum_ok(ip, hdr_len))))
-    return {Kind::kDrop, Drop::ipv4_bad_checksum};
-  if (hdr_len != sizeof(rte_ipv4_hdr)) return {Kind::kDrop, Drop::ipv4_options};
+  Drop d = check_ipv4(ip, rte_pktmbuf_data_len(m) - kEtherHdr, frame_l3,
+                      m->ol_flags & RTE_MBUF_F_RX_IP_CKSUM_MASK, c, dst, src);
+  if (d != Drop::kCount) return {Kind::kDrop, d};
+  uint16_t total = rte_be_to_cpu_16(ip->total_length);
   if (total < frame_l3) rte_pktmbuf_trim(m, frame_l3 - total);  // Ethernet padding
-
-  *src = rte_be_to_cpu_32(ip->src_addr);
-  *dst = rte_be_to_cpu_32(ip->dst_addr);
-  if (martian(*src)) return {Kind::kDrop, Drop::ipv4_martian_source};
-  if (martian(*dst)) return {Kind::kDrop, Drop::ipv4_bad_destination};
-
-  uint16_t frag = rte_be_to_cpu_16(ip->fragment_offset);
-  if (frag & (RTE_IPV4_HDR_OFFSET_MASK | RTE_IPV4_HDR_MF_FLAG)) {
-    uint32_t offset = (frag & RTE_IPV4_HDR_OFFSET_MASK) * 8u;
-    uint32_t payload = total - hdr_len;
-    // The reassembled datagram (header + offset + payload) must fit 65535.
-    if (hdr_len + offset + payload > 65535 || ((frag & RTE_IPV4_HDR_MF_FLAG) && payload % 8 != 0))
-      return {Kind::kDrop, Drop::ipv4_bad_fragment};
-    c.event(Event::ipv4_fragments);
-  }
   return {Kind::kIpv4, Drop::kCount};
 }
 
@@ -397,24 +365,11 @@ void decap_and_route(Dataplane& dp, Worker& w, const Generation& g, Sink& out, u
     WgPeer* p = nullptr;
     Drop why = Drop::wg_malformed;
     switch (wg_decap(*w.aead, g, dp.wg().indices(), g.wg_listen[out.wg_listen[i]], dp.wg().timers(),
-                     now, m, w.index, c, &p, &why)) {
-      case DecapResult::kInner: {
-        auto* ip = rte_pktmbuf_mtod_offset(m, rte_ipv4_hdr*, kEtherHdr);
-        uint32_t s = rte_be_to_cpu_32(ip->src_addr), d = rte_be_to_cpu_32(ip->dst_addr);
-        if (martian(s)) {
-          c.drop(Drop::ipv4_martian_source);
-          out.drop[out.ndrop++] = m;
-        } else if (martian(d)) {
-          c.drop(Drop::ipv4_bad_destination);
-          out.drop[out.ndrop++] = m;
-        } else {
-          inner[n] = m;
-          from[n] = p;
-          src[n] = s;
-          dst[n++] = d;
-        }
+                     now, m, w.index, c, &p, &why, &src[n], &dst[n])) {
+      case DecapResult::kInner:
+        inner[n] = m;
+        from[n++] = p;
         break;
-      }
       case DecapResult::kKeepalive:
         out.drop[out.ndrop++] = m;  // consumed, not a drop: no counter
         break;

@@ -145,7 +145,8 @@ EncapResult wg_encap(wg::Aead& aead, const Generation& g, WgPeer* p, const wg::T
 
 DecapResult wg_decap(wg::Aead& aead, const Generation& g, const WgIndexTable& indices,
                      const WgListen& listen, const wg::TimerConfig& t, uint64_t now, rte_mbuf* m,
-                     unsigned cslot, LcoreCounters& c, WgPeer** peer, Drop* why) {
+                     unsigned cslot, LcoreCounters& c, WgPeer** peer, Drop* why, uint32_t* src,
+                     uint32_t* dst) {
   auto drop = [&](Drop d) {
     *why = d;
     return DecapResult::kDrop;
@@ -211,17 +212,11 @@ DecapResult wg_decap(wg::Aead& aead, const Generation& g, const WgIndexTable& in
     c.event(Event::wg_keepalives_received);
     return DecapResult::kKeepalive;
   }
-  // The inner packet: IPv4 with a sound header whose length fits what was sent.
-  auto* inner = reinterpret_cast<rte_ipv4_hdr*>(plain);
-  if (plain_len < sizeof(rte_ipv4_hdr) || (inner->version_ihl >> 4) != 4)
-    return drop(Drop::wg_bad_inner_packet);
-  unsigned ihl = (inner->version_ihl & 0xf) * 4u;
+  // The inner packet: as sound as one from a port (its own checks and counters).
+  auto* inner = reinterpret_cast<const rte_ipv4_hdr*>(plain);
+  Drop bad = check_ipv4(inner, plain_len, plain_len, 0, c, dst, src);
+  if (bad != Drop::kCount) return drop(bad);
   uint16_t total = rte_be_to_cpu_16(inner->total_length);
-  if (ihl < sizeof(rte_ipv4_hdr) || total < ihl || total > plain_len || ihl > plain_len)
-    return drop(Drop::wg_bad_inner_packet);
-  if (!(ihl == sizeof(rte_ipv4_hdr) ? ipv4_checksum20_ok(inner) : ipv4_checksum_ok(inner, ihl)))
-    return drop(Drop::ipv4_bad_checksum);
-  if (ihl != sizeof(rte_ipv4_hdr)) return drop(Drop::ipv4_options);
   pc.rx_bytes += total;
   touch(p->last_data_received, now);
   // Reshape to Ethernet + inner: drop the outer headers, then the padding and tag.

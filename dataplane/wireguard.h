@@ -248,10 +248,12 @@ enum class DecapResult : uint8_t { kInner, kKeepalive, kDrop };
 
 // Authenticates and decrypts the data message in `m` (Ethernet + IPv4 + UDP
 // to `listen`, as the pipeline validated it). kInner: `m` is now Ethernet +
-// the inner IPv4 packet, validated, from *peer; kKeepalive: the caller frees
+// the inner IPv4 packet, validated as a port's (check_ipv4), from *peer,
+// with its addresses in *src and *dst; kKeepalive: the caller frees
 // `m`; kDrop: *why says why, the caller frees it.
 DecapResult wg_decap(wg::Aead& aead, const Generation& g, const WgIndexTable& indices,
                      const WgListen& listen, const wg::TimerConfig& t, uint64_t now, rte_mbuf* m,
-                     unsigned cslot, LcoreCounters& c, WgPeer** peer, Drop* why);
+                     unsigned cslot, LcoreCounters& c, WgPeer** peer, Drop* why, uint32_t* src,
+                     uint32_t* dst);
 
 }  // namespace tether::dp
