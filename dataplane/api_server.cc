@@ -2,6 +2,8 @@
 
 #include <poll.h>
 #include <rte_ethdev.h>
+#include <rte_errno.h>
+#include <rte_lcore.h>
 #include <rte_mempool.h>
 #include <sys/eventfd.h>
 #include <sys/socket.h>
@@ -17,6 +19,7 @@
 #include "dataplane/api/wire.h"
 #include "dataplane/dataplane.h"
 #include "dataplane/log.h"
+#include "dataplane/nat_json.h"
 #include "dataplane/wireguard.h"
 #include "tunnel/format.h"
 
@@ -130,10 +133,13 @@ Change parse_change(const json& j, size_t i) {
   Change c;
   std::string op = str_field(j, "op", where, true);
   std::string kind = str_field(j, "kind", where, true);
-  bool wg_kind = kind == "wg_interface" || kind == "wg_peer";
-  if (op != "add" && op != "del" && !(wg_kind && op == "update"))
+  bool wg_kind = kind == "wg_interface" || kind == "wg_peer" || kind == "nat_mapping";
+  if (kind == "nat_rewrite") {
+    if (op != "update") refuse("invalid_argument", where + ": op of nat_rewrite must be update");
+  } else if (op != "add" && op != "del" && !(wg_kind && op == "update")) {
     refuse("invalid_argument",
            where + (wg_kind ? ": op must be add, update or del" : ": op must be add or del"));
+  }
   c.add = op != "del";
   c.update = op == "update";
   if (kind == "address") {
@@ -181,9 +187,32 @@ Change parse_change(const json& j, size_t i) {
   } else if (kind == "wg_peer") {
     c.kind = Change::Kind::kWgPeer;
     parse_wg_peer(j, where, c);
+  } else if (kind.rfind("nat_", 0) == 0) {
+    try {
+      if (kind == "nat_mapping") {
+        c.kind = Change::Kind::kNatMapping;
+        c.nat_mapping = parse_nat_mapping(j, where, !c.add);
+      } else if (kind == "nat_gateway") {
+        c.kind = Change::Kind::kNatGateway;
+        c.nat_gateway = parse_nat_gateway(j, where, !c.add);
+      } else if (kind == "nat_snat") {
+        c.kind = Change::Kind::kNatSnat;
+        c.nat_snat = parse_nat_snat(j, where, !c.add);
+      } else if (kind == "nat_rewrite") {
+        c.kind = Change::Kind::kNatRewrite;
+        parse_nat_rewrite(j, where, &c.nat_rewrite.domain, &c.nat_rewrite.from, &c.nat_rewrite.to);
+      } else {
+        refuse("invalid_argument",
+               where + ": kind must be nat_mapping, nat_gateway, nat_snat or nat_rewrite");
+      }
+    } catch (const std::invalid_argument& e) {
+      refuse("invalid_argument", e.what());
+    }
   } else {
     refuse("invalid_argument",
-           where + ": kind must be address, route, neighbor, wg_interface or wg_peer");
+           where +
+               ": kind must be address, route, neighbor, wg_interface, wg_peer, nat_mapping, "
+               "nat_gateway, nat_snat or nat_rewrite");
   }
   return c;
 }
@@ -263,7 +292,17 @@ bool ApiServer::start(std::string* error) {
     *error = std::string("eventfd: ") + std::strerror(errno);
     return false;
   }
-  thread_ = std::thread([this] { loop(); });
+  thread_ = std::thread([this] {
+    // An lcore id for this thread: rte_hash's multi-writer adds (NAT
+    // rekeys) index per-lcore caches by it. We run --in-memory, so this
+    // costs no multi-process support.
+    bool registered = rte_thread_register() == 0;
+    if (!registered)
+      TLOG(WARNING, "API thread has no lcore id (%s): NAT rewrites will not rekey sessions",
+           rte_strerror(rte_errno));
+    loop();
+    if (registered) rte_thread_unregister();
+  });
   return true;
 }
 
@@ -557,7 +596,132 @@ json ApiServer::dispatch(const std::string& method, const json& params) {
            static_cast<unsigned long>(r.generation), r.error.c_str());
       refuse(r.code, r.error);
     }
-    return {{"generation", r.generation}};
+    json out = {{"generation", r.generation}};
+    if (r.rekeyed) out["sessions_rekeyed"] = r.rekeyed;
+    return out;
+  }
+  if (method.rfind("nat.", 0) == 0) return nat_method(method, params, g);
+  refuse("unknown_method", "no method \"" + method + "\"");
+}
+
+}  // namespace tether::dp
+
+namespace tether::dp {
+
+// nat.* methods (docs/dataplane-api.md, "NAT").
+json ApiServer::nat_method(const std::string& method, const json& params, const Generation& g) {
+  NatRuntime& nr = dp_.nat();
+  if (method == "nat.mappings.list") {
+    std::string only = str_field(params, "name", "params", false);
+    json out = json::array();
+    for (auto& m : g.state.nat_mappings()) {
+      if (!only.empty() && m.e.name != only) continue;
+      json j = nat_mapping_json(m.e);
+      j["origin"] = origin_name(m.origin);
+      NatRuntime::Id id = nr.id_for(m.e.name);
+      MappingCounters c = nr.sum(id.id);
+      j["counters"] = {{"packets_in", c.packets_in}, {"packets_out", c.packets_out},
+                       {"bytes_in", c.bytes_in},     {"bytes_out", c.bytes_out},
+                       {"sessions", c.sessions},     {"refused", c.refused}};
+      out.push_back(j);
+    }
+    if (!only.empty() && out.empty()) refuse("not_found", "no nat_mapping \"" + only + "\"");
+    json gws = json::array(), snats = json::array();
+    for (auto& x : g.state.nat_gateways())
+      gws.push_back({{"domain", x.e.domain},
+                     {"address", format_ipv4(x.e.address)},
+                     {"origin", origin_name(x.origin)}});
+    for (auto& x : g.state.nat_snats())
+      snats.push_back({{"domain", x.e.domain},
+                       {"public", format_ipv4(x.e.public_addr)},
+                       {"public_domain", x.e.public_domain},
+                       {"origin", origin_name(x.origin)}});
+    return {{"mappings", out}, {"gateways", gws}, {"snat", snats}};
+  }
+  if (method == "nat.sessions.list") {
+    std::optional<uint16_t> domain;
+    if (params.contains("domain"))
+      domain = static_cast<uint16_t>(uint_field(params, "domain", "params", 0, 0, 4095));
+    std::optional<uint32_t> addr;
+    std::string a = str_field(params, "address", "params", false);
+    if (!a.empty()) {
+      addr = parse_ipv4(a);
+      if (!addr) refuse("invalid_argument", "params: address \"" + a + "\" is not like 10.0.0.5");
+    }
+    std::optional<uint16_t> port;
+    if (params.contains("port"))
+      port = static_cast<uint16_t>(uint_field(params, "port", "params", 0, 0, 65535));
+    std::optional<uint8_t> proto;
+    std::string p = str_field(params, "protocol", "params", false);
+    if (!p.empty()) {
+      if (p == "tcp")
+        proto = nat::kTcp;
+      else if (p == "udp")
+        proto = nat::kUdp;
+      else if (p == "icmp")
+        proto = nat::kIcmp;
+      else
+        refuse("invalid_argument", "params: protocol must be tcp, udp or icmp");
+    }
+    std::optional<uint32_t> mapping;
+    std::string mname = str_field(params, "mapping", "params", false);
+    if (!mname.empty()) {
+      if (!g.state.nat_mapping(mname)) refuse("not_found", "no nat_mapping \"" + mname + "\"");
+      mapping = nr.id_for(mname).id;
+    }
+    uint64_t limit = uint_field(params, "limit", "params", 1000, 1, 1000000);
+    uint32_t now_s = static_cast<uint32_t>(dp_.now_ms() / 1000);
+    json out = json::array();
+    uint64_t matched = 0;
+    auto side_has = [](const nat::FlowKey& k, auto pred) { return pred(k); };
+    nr.sessions().for_each([&](uint32_t, const nat::Session& s) {
+      if (domain && s.orig.domain != *domain && s.reply.domain != *domain) return;
+      if (proto && s.orig.proto != *proto) return;
+      if (mapping && s.mapping != *mapping) return;
+      if (addr &&
+          !side_has(s.orig,
+                    [&](const nat::FlowKey& k) { return k.src == *addr || k.dst == *addr; }) &&
+          !(s.reply.src == *addr || s.reply.dst == *addr))
+        return;
+      if (port && s.orig.sport != *port && s.orig.dport != *port && s.reply.sport != *port &&
+          s.reply.dport != *port)
+        return;
+      if (++matched > limit) return;
+      json j = {{"orig", flow_key_json(s.orig)}, {"reply", flow_key_json(s.reply)}};
+      if (s.mapping != nat::Session::kNoMapping) {
+        auto n = nr.name_of(s.mapping);
+        j["mapping"] = n ? json(*n) : json(nullptr);
+      } else {
+        j["mapping"] = nullptr;
+      }
+      j["dynamic"] = (s.flags & nat::Session::kDynamic) != 0;
+      if (s.orig.proto == nat::kTcp)
+        j["tcp_state"] = nat::tcp_state_name(static_cast<nat::TcpState>(s.tcp.load()));
+      uint32_t seen = s.last_seen_s.load(std::memory_order_relaxed);
+      uint32_t made = s.created_s.load(std::memory_order_relaxed);
+      j["idle_s"] = now_s > seen ? now_s - seen : 0;
+      j["age_s"] = now_s > made ? now_s - made : 0;
+      j["timeout_s"] = nat::idle_timeout(s.orig.proto, static_cast<nat::TcpState>(s.tcp.load()),
+                                         nr.config().timeouts);
+      out.push_back(std::move(j));
+    });
+    return {{"sessions", out},
+            {"matched", matched},
+            {"truncated", matched > limit},
+            {"live", nr.sessions().live()},
+            {"capacity", nr.sessions().capacity()}};
+  }
+  if (method == "nat.pools.list") {
+    json out = json::array();
+    nr.pools().for_each([&](const nat::PortPools::Info& i) {
+      const nat::PortPool& p = nr.pools().at(i.id);
+      out.push_back({{"domain", i.domain},
+                     {"address", format_ipv4(i.addr)},
+                     {"protocol", nat_proto_name(i.proto)},
+                     {"in_use", p.in_use()},
+                     {"capacity", p.capacity()}});
+    });
+    return {{"pools", out}};
   }
   refuse("unknown_method", "no method \"" + method + "\"");
 }

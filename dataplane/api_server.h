@@ -30,6 +30,8 @@ class ApiServer {
   nlohmann::json dispatch(const std::string& method, const nlohmann::json& params);
   nlohmann::json wg_interfaces_json(const Generation& g);
   nlohmann::json wg_peers_json(const Generation& g, const std::string& only_interface);
+  nlohmann::json nat_method(const std::string& method, const nlohmann::json& params,
+                            const Generation& g);
 
   Dataplane& dp_;
   std::string path_;

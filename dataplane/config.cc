@@ -5,6 +5,9 @@
 #include <sstream>
 
 #include <nlohmann/json.hpp>
+#include <stdexcept>
+
+#include "dataplane/nat_json.h"
 
 namespace tether::dp {
 namespace {
@@ -53,7 +56,7 @@ DataplaneConfig parse(const json& root) {
   if (!root.is_object()) fail("the configuration must be a JSON object");
   static const std::set<std::string> known = {
       "api_socket", "eal_args", "lcores", "mbufs",     "ports",   "exception", "routes",
-      "neighbors",  "icmp",     "arp",    "wireguard", "testing", "$comment"};
+      "neighbors",  "icmp",     "arp",    "wireguard", "testing", "nat",       "$comment"};
   for (auto& [k, _] : root.items())
     if (!known.count(k)) fail("unknown top-level key \"" + k + "\"");
 
@@ -191,13 +194,51 @@ DataplaneConfig parse(const json& root) {
         fail("wireguard.timers: reject_after_time_ms must exceed rekey_after_time_ms");
     }
   }
+  if (const json* n = field(root, "nat")) {
+    if (!n->is_object()) fail("nat must be an object");
+    static const std::set<std::string> nat_keys = {"max_sessions", "max_mappings", "timeouts",
+                                                   "gateways",     "mappings",     "snat"};
+    for (auto& [k, _] : n->items())
+      if (!nat_keys.count(k)) fail("nat: unknown key \"" + k + "\"");
+    c.nat.max_sessions =
+        get_uint<uint32_t>(*n, "max_sessions", "nat", c.nat.max_sessions, 1024, 1u << 25);
+    c.nat.max_mappings =
+        get_uint<uint32_t>(*n, "max_mappings", "nat", c.nat.max_mappings, 16, 1u << 20);
+    try {
+      if (const json* t = field(*n, "timeouts"))
+        c.nat.timeouts = parse_nat_timeouts(*t, "nat.timeouts");
+      auto list = [&](const char* key, auto&& each) {
+        const json* l = field(*n, key);
+        if (!l) return;
+        if (!l->is_array()) fail(std::string("nat.") + key + " must be a list");
+        for (size_t i = 0; i < l->size(); ++i)
+          each((*l)[i], std::string("nat.") + key + "[" + std::to_string(i) + "]");
+      };
+      list("gateways", [&](const json& j, const std::string& w) {
+        c.nat.gateways.push_back(parse_nat_gateway(j, w));
+      });
+      list("mappings", [&](const json& j, const std::string& w) {
+        c.nat.mappings.push_back(parse_nat_mapping(j, w));
+      });
+      list("snat", [&](const json& j, const std::string& w) {
+        c.nat.snat.push_back(parse_nat_snat(j, w));
+      });
+    } catch (const std::invalid_argument& e) {
+      fail(e.what());
+    }
+  }
   if (const json* t = field(root, "testing")) {
     if (!t->is_object()) fail("testing must be an object");
     for (auto& [k, _] : t->items())
-      if (k != "clock_control") fail("testing: unknown key \"" + k + "\"");
+      if (k != "clock_control" && k != "nat_sequential_ports")
+        fail("testing: unknown key \"" + k + "\"");
     if (const json* cc = field(*t, "clock_control")) {
       if (!cc->is_boolean()) fail("testing.clock_control must be true or false");
       c.testing.clock_control = cc->get<bool>();
+    }
+    if (const json* sp = field(*t, "nat_sequential_ports")) {
+      if (!sp->is_boolean()) fail("testing.nat_sequential_ports must be true or false");
+      c.testing.nat_sequential_ports = sp->get<bool>();
     }
   }
   return c;

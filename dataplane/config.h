@@ -8,6 +8,8 @@
 #include <vector>
 
 #include "common/net.h"
+#include "nat/mapping.h"
+#include "nat/session.h"
 #include "tunnel/timers.h"
 
 namespace tether::dp {
@@ -58,8 +60,22 @@ struct WireguardConfig {
   wg::TimerConfig timers;  // the protocol's constants unless a test shortens them
 };
 
+// NAT (docs/config.md, "nat"): table sizes, timeouts, and entries applied at
+// boot with origin "config".
+struct NatConfig {
+  uint32_t max_sessions = 262144;
+  uint32_t max_mappings = 65536;
+  nat::Timeouts timeouts;
+  std::vector<nat::GatewayEntry> gateways;
+  std::vector<nat::MappingEntry> mappings;
+  std::vector<nat::SnatEntry> snat;
+};
+
 struct TestingConfig {
   bool clock_control = false;  // enables clock.advance in the API
+  // NAT ports from the bottom of each pool up, not from a random place, so
+  // that pcap cases can expect them. Never in production.
+  bool nat_sequential_ports = false;
 };
 
 struct DataplaneConfig {
@@ -75,6 +91,7 @@ struct DataplaneConfig {
   IcmpConfig icmp;
   ArpConfig arp;
   WireguardConfig wireguard;
+  NatConfig nat;
   TestingConfig testing;
 };
 

@@ -109,6 +109,7 @@ bool Dataplane::setup(std::string* error) {
     *error = "cannot set up RCU";
     return false;
   }
+  if (!nat_.setup(cfg_.nat, qsbr_, static_cast<unsigned>(workers_.size()), error)) return false;
 
   // Enough mbufs for every descriptor, ring and per-lcore cache, or what the
   // config asks for if that is more.
@@ -157,6 +158,24 @@ bool Dataplane::setup(std::string* error) {
     c.mac = nb.mac;
     boot.emplace_back(c, "neighbors[" + std::to_string(i) + "]");
   }
+  for (size_t i = 0; i < cfg_.nat.gateways.size(); ++i) {
+    Change c;
+    c.kind = Change::Kind::kNatGateway;
+    c.nat_gateway = cfg_.nat.gateways[i];
+    boot.emplace_back(c, "nat.gateways[" + std::to_string(i) + "]");
+  }
+  for (size_t i = 0; i < cfg_.nat.mappings.size(); ++i) {
+    Change c;
+    c.kind = Change::Kind::kNatMapping;
+    c.nat_mapping = cfg_.nat.mappings[i];
+    boot.emplace_back(c, "nat.mappings[" + std::to_string(i) + "]");
+  }
+  for (size_t i = 0; i < cfg_.nat.snat.size(); ++i) {
+    Change c;
+    c.kind = Change::Kind::kNatSnat;
+    c.nat_snat = cfg_.nat.snat[i];
+    boot.emplace_back(c, "nat.snat[" + std::to_string(i) + "]");
+  }
   for (auto& [c, where] : boot)
     if (auto err = state.apply(c, Origin::kConfig)) {
       *error = "config " + where + ": " + *err;
@@ -165,7 +184,7 @@ bool Dataplane::setup(std::string* error) {
   std::unique_ptr<Generation> g;
   {
     std::lock_guard wl(wg_.mutex());
-    g = build_generation(state, nullptr, 1, neighbors_, error, &wg_);
+    g = build_generation(state, nullptr, 1, neighbors_, error, &wg_, &nat_);
   }
   if (!g) return false;
   {
@@ -297,6 +316,27 @@ void Dataplane::publish(std::unique_ptr<Generation> g) {
   if (on_publish_) on_publish_(*live_);
 }
 
+// Established sessions follow a rewritten mapping: their reply key gets the
+// new inner address (added before the old one goes, so no packet finds
+// neither). New sessions already use the published generation.
+uint64_t Dataplane::rekey_sessions(const std::map<uint32_t, std::pair<Ipv4, Ipv4>>& moved) {
+  nat::SessionTable& table = nat_.sessions();
+  std::lock_guard lock(table.writer_mutex());
+  std::vector<std::pair<uint32_t, nat::FlowKey>> todo;
+  table.for_each([&](uint32_t index, const nat::Session& s) {
+    auto it = moved.find(s.mapping);
+    if (it == moved.end() || s.reply.src != it->second.first) return;
+    nat::FlowKey k = s.reply;
+    k.src = it->second.second;
+    todo.emplace_back(index, k);
+  });
+  uint64_t n = 0;
+  for (auto& [index, k] : todo) n += table.rekey_reply(index, k);
+  // Only this thread counts this event; the service lcore's block holds it.
+  (*counters_)[service_lcore_].event(Event::nat_sessions_rekeyed, n);
+  return n;
+}
+
 Dataplane::ApplyResult Dataplane::apply_changes(const std::vector<Change>& changes, Origin origin,
                                                 std::optional<uint64_t> expect_generation) {
   std::lock_guard lock(control_mutex_);
@@ -336,7 +376,7 @@ Dataplane::ApplyResult Dataplane::apply_changes(const std::vector<Change>& chang
   }
   std::string err;
   std::unique_lock wl(wg_.mutex());
-  auto g = build_generation(next, live_.get(), live_->id + 1, neighbors_, &err, &wg_);
+  auto g = build_generation(next, live_.get(), live_->id + 1, neighbors_, &err, &wg_, &nat_);
   if (!g) {
     wg_.collect(*live_, qsbr_);  // whatever the failed build created
     r.code = "internal";
@@ -354,7 +394,15 @@ Dataplane::ApplyResult Dataplane::apply_changes(const std::vector<Change>& chang
     for (auto& [slot, mac] : to_pin)
       neighbors_.publish_locked(slot, mac, NeighborState::kPermanent);
   }
+  // Sessions of mappings a nat_rewrite moves, found before the state changes.
+  std::map<uint32_t, std::pair<Ipv4, Ipv4>> moved;  // mapping id -> (from, to)
+  for (auto& c : changes)
+    if (c.kind == Change::Kind::kNatRewrite)
+      for (auto& m : live_->state.nat_mappings())
+        if (m.e.domain == c.nat_rewrite.domain && m.e.inner_addr == c.nat_rewrite.from)
+          moved[nat_.id_for(m.e.name).id] = {c.nat_rewrite.from, c.nat_rewrite.to};
   publish(std::move(g));
+  if (!moved.empty()) r.rekeyed = rekey_sessions(moved);
   // Peers and interfaces the new generation dropped stop now: their keys
   // leave the index table, and their memory goes after a grace period.
   wg_.collect(*live_, qsbr_);

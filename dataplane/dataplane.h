@@ -15,6 +15,7 @@
 
 #include <atomic>
 #include <functional>
+#include <map>
 #include <memory>
 #include <mutex>
 #include <string>
@@ -22,6 +23,7 @@
 
 #include "dataplane/config.h"
 #include "dataplane/counters.h"
+#include "dataplane/nat_runtime.h"
 #include "dataplane/neighbor_table.h"
 #include "dataplane/tables.h"
 #include "dataplane/wireguard.h"
@@ -53,8 +55,9 @@ class Dataplane {
   // Applies a batch whole or not at all; the new generation id, or an error.
   struct ApplyResult {
     uint64_t generation = 0;
-    std::string error;  // empty on success
-    std::string code;   // "invalid_argument", "conflict", "internal"
+    std::string error;     // empty on success
+    std::string code;      // "invalid_argument", "conflict", "internal"
+    uint64_t rekeyed = 0;  // sessions whose reply key a nat_rewrite changed
   };
   ApplyResult apply_changes(const std::vector<Change>& changes, Origin origin,
                             std::optional<uint64_t> expect_generation);
@@ -70,6 +73,7 @@ class Dataplane {
   rte_ring* punt_ring() { return punt_; }
   rte_ring* handshake_ring() { return handshake_; }
   WgRuntime& wg() { return wg_; }
+  NatRuntime& nat() { return nat_; }
 
   // The dataplane's clock in milliseconds: monotonic, plus whatever tests
   // advanced it by (clock.advance, with testing.clock_control). Any thread.
@@ -89,6 +93,7 @@ class Dataplane {
  private:
   bool setup_ports(std::string* error);
   void publish(std::unique_ptr<Generation> g);
+  uint64_t rekey_sessions(const std::map<uint32_t, std::pair<Ipv4, Ipv4>>& moved);
 
   DataplaneConfig cfg_;
   std::vector<PortInfo> ports_;
@@ -98,6 +103,7 @@ class Dataplane {
   rte_ring* handshake_ = nullptr;
   rte_rcu_qsbr* qsbr_ = nullptr;
   WgRuntime wg_;
+  NatRuntime nat_;
   uint64_t cycles_per_ms_ = 1;
   std::atomic<uint64_t> clock_offset_ms_{0};
   NeighborTable neighbors_;

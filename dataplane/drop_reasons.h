@@ -55,35 +55,52 @@ namespace tether::dp {
   X(wg_handshake_replay, "initiation timestamp not newer than the last one")                 \
   X(wg_handshake_flood, "initiations from one peer above 50 per second")                     \
   X(wg_handshake_queue_full, "handshake queue to the service thread full")                   \
+  X(nat_table_full, "NAT session table full: a first packet was refused")                    \
+  X(nat_ports_exhausted, "no free port for a new NAT session")                               \
+  X(nat_session_race, "another worker made the same NAT session at the same moment")         \
+  X(nat_stale_session, "packet of a session whose mapping was removed")                      \
+  X(nat_tcp_not_syn, "first TCP packet to a published resource is not a SYN")                \
+  X(nat_malformed, "L4 header truncated or impossible while NAT is on")                      \
+  X(nat_unsupported, "protocol or ICMP type a whole-address mapping cannot translate")       \
+  X(nat_fragment_timeout, "later fragment whose first fragment never came")                  \
+  X(nat_fragment_hold_full, "too many later fragments waiting for their first")              \
   X(shutdown, "freed while shutting down")
 
-#define TETHER_EVENTS(X)                                                \
-  X(ipv6_received, "IPv6 packets seen")                                 \
-  X(ipv4_fragments, "well-formed IPv4 fragments forwarded as they are") \
-  X(punted_local, "packets to own addresses passed to the service")     \
-  X(punted_resolve, "packets held while resolving a next hop")          \
-  X(to_kernel, "packets sent to the kernel through the TAP")            \
-  X(from_kernel, "packets the kernel sent through the TAP")             \
-  X(arp_requests_sent, "ARP requests sent")                             \
-  X(arp_replies_sent, "ARP replies sent")                               \
-  X(arp_learned, "neighbors learned or refreshed")                      \
-  X(icmp_echo_replies, "ICMP echo replies sent")                        \
-  X(icmp_errors_sent, "ICMP errors sent")                               \
-  X(fragmented, "packets fragmented to fit the egress MTU")             \
-  X(neighbors_expired, "neighbors that stopped answering")              \
-  X(neighbors_forgotten, "silent addresses forgotten, slots reused")    \
-  X(wg_initiations_received, "WireGuard initiations received")          \
-  X(wg_responses_received, "WireGuard responses received")              \
-  X(wg_cookie_replies_received, "WireGuard cookie replies received")    \
-  X(wg_initiations_sent, "WireGuard initiations sent")                  \
-  X(wg_responses_sent, "WireGuard responses sent")                      \
-  X(wg_cookie_replies_sent, "WireGuard cookie replies sent under load") \
-  X(wg_handshakes_completed, "WireGuard sessions derived")              \
-  X(wg_keepalives_received, "WireGuard keepalives received")            \
-  X(wg_keepalives_sent, "WireGuard keepalives sent")                    \
-  X(wg_endpoint_changes, "WireGuard peers seen at a new endpoint")      \
-  X(wg_staged, "packets held for a WireGuard handshake")                \
-  X(wg_keys_zeroed, "WireGuard peers whose keys were erased by timer")
+#define TETHER_EVENTS(X)                                                 \
+  X(ipv6_received, "IPv6 packets seen")                                  \
+  X(ipv4_fragments, "well-formed IPv4 fragments forwarded as they are")  \
+  X(punted_local, "packets to own addresses passed to the service")      \
+  X(punted_resolve, "packets held while resolving a next hop")           \
+  X(to_kernel, "packets sent to the kernel through the TAP")             \
+  X(from_kernel, "packets the kernel sent through the TAP")              \
+  X(arp_requests_sent, "ARP requests sent")                              \
+  X(arp_replies_sent, "ARP replies sent")                                \
+  X(arp_learned, "neighbors learned or refreshed")                       \
+  X(icmp_echo_replies, "ICMP echo replies sent")                         \
+  X(icmp_errors_sent, "ICMP errors sent")                                \
+  X(fragmented, "packets fragmented to fit the egress MTU")              \
+  X(neighbors_expired, "neighbors that stopped answering")               \
+  X(neighbors_forgotten, "silent addresses forgotten, slots reused")     \
+  X(wg_initiations_received, "WireGuard initiations received")           \
+  X(wg_responses_received, "WireGuard responses received")               \
+  X(wg_cookie_replies_received, "WireGuard cookie replies received")     \
+  X(wg_initiations_sent, "WireGuard initiations sent")                   \
+  X(wg_responses_sent, "WireGuard responses sent")                       \
+  X(wg_cookie_replies_sent, "WireGuard cookie replies sent under load")  \
+  X(wg_handshakes_completed, "WireGuard sessions derived")               \
+  X(wg_keepalives_received, "WireGuard keepalives received")             \
+  X(wg_keepalives_sent, "WireGuard keepalives sent")                     \
+  X(wg_endpoint_changes, "WireGuard peers seen at a new endpoint")       \
+  X(wg_staged, "packets held for a WireGuard handshake")                 \
+  X(wg_keys_zeroed, "WireGuard peers whose keys were erased by timer")   \
+  X(nat_sessions_created, "NAT sessions made")                           \
+  X(nat_sessions_expired, "NAT sessions ended by timeout or removal")    \
+  X(nat_hairpinned, "NAT sessions from a VDC to a published address")    \
+  X(nat_icmp_errors_translated, "ICMP errors translated for a session")  \
+  X(nat_fragments_followed, "later fragments translated like the first") \
+  X(nat_fragments_held, "later fragments that waited for their first")   \
+  X(nat_mss_clamped, "TCP SYNs whose MSS was lowered to the tunnel's")   \
+  X(nat_sessions_rekeyed, "NAT sessions moved to a rewritten address")
 
 enum class Drop : uint8_t {
 #define X(name, text) name,

@@ -14,6 +14,7 @@
 
 #include "dataplane/dataplane.h"
 #include "dataplane/log.h"
+#include "dataplane/nat_datapath.h"
 #include "dataplane/packet.h"
 #include "dataplane/wireguard.h"
 #include "dataplane/worker.h"
@@ -137,9 +138,10 @@ inline int wg_listen_of(const Generation& g, uint16_t domain, uint32_t dst, rte_
   return -1;
 }
 
-// Passes 2-5 over validated IPv4 packets of one origin.
-void route_ipv4(Dataplane& dp, Worker& w, const Generation& g, const Origin4& o, rte_mbuf** ip4,
-                uint32_t* dst, uint32_t* src, uint16_t nip, Sink& out, uint64_t now) {
+// Passes 2-5 over packets of one origin whose sources were checked, in the
+// routing domain of `o` (NAT may have moved them there).
+void route_dst(Dataplane& dp, Worker& w, const Generation& g, const Origin4& o, rte_mbuf** ip4,
+               uint32_t* dst, uint16_t nip, Sink& out, uint64_t now) {
   LcoreCounters& c = *w.counters;
   const DomainTable& table = *o.table;
   // Hoisted: stores into packets (uint8_t) would otherwise force reloads.
@@ -157,10 +159,9 @@ void route_ipv4(Dataplane& dp, Worker& w, const Generation& g, const Origin4& o,
     out.punt[out.npunt++] = m;
   };
 
-  // Pass 2: route every destination and every source of the burst at once.
-  uint32_t dres[kBurst], sres[kBurst];
+  // Pass 2: route every destination of the burst at once.
+  uint32_t dres[kBurst];
   lookup_all(table, dst, dres, nip);
-  lookup_all(table, src, sres, nip);
 
   // Pass 3: decide. Routing results stay in these arrays; only punted
   // packets get metadata (the mbuf's second cache line).
@@ -173,25 +174,6 @@ void route_ipv4(Dataplane& dp, Worker& w, const Generation& g, const Origin4& o,
   uint16_t ntun = 0;
   for (uint16_t k = 0; k < nip; ++k) {
     rte_mbuf* m = ip4[k];
-    if (o.from_peer) {
-      // Cryptokey routing (WireGuard paper §2): the inner source must be an
-      // allowed prefix of the peer it came from.
-      if (sres[k] == DomainTable::kNoDefault || nexthops[sres[k]].kind != NextHopKind::kTunnel ||
-          g.wg_peers[nexthops[sres[k]].peer] != o.from_peer) {
-        const_cast<WgPeer*>(o.from_peer)
-            ->counters[w.index]
-            .drops[static_cast<size_t>(WgPeerDrop::kBadInnerSource)]++;
-        drop_one(m, Drop::wg_bad_inner_source);
-        continue;
-      }
-    } else if (sres[k] != DomainTable::kNoDefault &&
-               (nexthops[sres[k]].kind == NextHopKind::kLocal ||
-                nexthops[sres[k]].kind == NextHopKind::kBroadcast)) {
-      // RFC 1812 §5.3.7: a source that is a subnet broadcast (or one of our
-      // own addresses, i.e. spoofed) is invalid; such datagrams are not forwarded.
-      drop_one(m, Drop::ipv4_martian_source);
-      continue;
-    }
     uint32_t idx = dres[k];
     if (idx == DomainTable::kNoDefault) {
       c.drop(Drop::no_route);
@@ -350,6 +332,83 @@ void route_ipv4(Dataplane& dp, Worker& w, const Generation& g, const Origin4& o,
   }
 }
 
+// Passes 2-5 over validated IPv4 packets of one origin: check every source
+// in the origin's domain, translate (NAT), then route each group of packets
+// that ended up in the same domain.
+void route_ipv4(Dataplane& dp, Worker& w, const Generation& g, const Origin4& o, rte_mbuf** ip4,
+                uint32_t* dst, uint32_t* src, uint16_t nip, Sink& out, uint64_t now) {
+  LcoreCounters& c = *w.counters;
+  const NextHop* nexthops = o.table->nexthops.data();
+  uint32_t sres[kBurst];
+  lookup_all(*o.table, src, sres, nip);
+  uint16_t n = 0;
+  for (uint16_t k = 0; k < nip; ++k) {
+    rte_mbuf* m = ip4[k];
+    Drop why = Drop::kCount;
+    if (o.from_peer) {
+      // Cryptokey routing (WireGuard paper §2): the inner source must be an
+      // allowed prefix of the peer it came from.
+      if (sres[k] == DomainTable::kNoDefault || nexthops[sres[k]].kind != NextHopKind::kTunnel ||
+          g.wg_peers[nexthops[sres[k]].peer] != o.from_peer) {
+        const_cast<WgPeer*>(o.from_peer)
+            ->counters[w.index]
+            .drops[static_cast<size_t>(WgPeerDrop::kBadInnerSource)]++;
+        why = Drop::wg_bad_inner_source;
+      }
+    } else if (sres[k] != DomainTable::kNoDefault &&
+               (nexthops[sres[k]].kind == NextHopKind::kLocal ||
+                nexthops[sres[k]].kind == NextHopKind::kBroadcast)) {
+      // RFC 1812 §5.3.7: a source that is a subnet broadcast (or one of our
+      // own addresses, i.e. spoofed) is invalid; such datagrams are not forwarded.
+      why = Drop::ipv4_martian_source;
+    }
+    if (why != Drop::kCount) {
+      c.drop(why);
+      out.drop[out.ndrop++] = m;
+      continue;
+    }
+    ip4[n] = m;
+    dst[n] = dst[k];
+    src[n++] = src[k];
+  }
+  if (!n) return;
+  if (!g.nat.enabled()) return route_dst(dp, w, g, o, ip4, dst, n, out, now);
+
+  NatResult res[kBurst];
+  nat_burst(dp, w, g, o.domain, ip4, dst, src, n, res, now);
+  bool done[kBurst];
+  for (uint16_t k = 0; k < n; ++k) {
+    done[k] = res[k].verdict != NatVerdict::kRoute;
+    if (res[k].verdict == NatVerdict::kHeld) meta(ip4[k])->in_port = o.in_port;
+    if (res[k].verdict == NatVerdict::kDrop) {
+      c.drop(res[k].drop);
+      out.drop[out.ndrop++] = ip4[k];
+    }
+  }
+  rte_mbuf* grp[kBurst];
+  uint32_t gdst[kBurst];
+  for (uint16_t k = 0; k < n; ++k) {
+    if (done[k]) continue;
+    uint16_t d = res[k].domain;
+    bool tr = res[k].translated;
+    uint16_t ng = 0;
+    for (uint16_t j = k; j < n; ++j)
+      if (!done[j] && res[j].domain == d && res[j].translated == tr) {
+        done[j] = true;
+        grp[ng] = ip4[j];
+        gdst[ng++] = dst[j];
+      }
+    const DomainTable* t = d == o.domain ? o.table : g.domain(d);
+    if (!t) {
+      c.drop(Drop::no_route, ng);
+      for (uint16_t j = 0; j < ng; ++j) out.drop[out.ndrop++] = grp[j];
+      continue;
+    }
+    route_dst(dp, w, g, Origin4{t, o.in_port, d, tr ? nullptr : o.from_peer}, grp, gdst, ng, out,
+              now);
+  }
+}
+
 // Decrypts the burst's WireGuard data messages and routes what they carried
 // in each peer's inner domain, a run of same-peer packets at a time.
 void decap_and_route(Dataplane& dp, Worker& w, const Generation& g, Sink& out, uint64_t now) {
@@ -399,12 +458,37 @@ void decap_and_route(Dataplane& dp, Worker& w, const Generation& g, Sink& out, u
 
 }  // namespace
 
+namespace {
+
+// One enqueue of what the service must see, one bulk free of the drops.
+void finish(Dataplane& dp, LcoreCounters& c, Sink& out) {
+  if (out.nhandshake) {
+    unsigned q = rte_ring_mp_enqueue_burst(
+        dp.handshake_ring(), reinterpret_cast<void**>(out.handshake), out.nhandshake, nullptr);
+    if (q < out.nhandshake) {
+      c.drop(Drop::wg_handshake_queue_full, out.nhandshake - q);
+      rte_pktmbuf_free_bulk(out.handshake + q, out.nhandshake - q);
+    }
+  }
+  if (out.npunt) {
+    unsigned q = rte_ring_mp_enqueue_burst(dp.punt_ring(), reinterpret_cast<void**>(out.punt),
+                                           out.npunt, nullptr);
+    if (q < out.npunt) {
+      c.drop(Drop::punt_ring_full, out.npunt - q);
+      rte_pktmbuf_free_bulk(out.punt + q, out.npunt - q);
+    }
+  }
+  if (out.ndrop) rte_pktmbuf_free_bulk(out.drop, out.ndrop);
+}
+
+}  // namespace
+
 void forward_burst(Dataplane& dp, Worker& w, const Generation& g, uint16_t in_port, rte_mbuf** pkts,
                    uint16_t n) {
   LcoreCounters& c = *w.counters;
   const PortView& in = g.ports[in_port];
   Sink out;
-  uint64_t now = g.wg_listen.empty() && g.wg_peers.empty() ? 0 : dp.now_ms();
+  uint64_t now = g.wg_listen.empty() && g.wg_peers.empty() && !g.nat.enabled() ? 0 : dp.now_ms();
 
   // Pass 1: parse and validate.
   rte_mbuf* ip4[kBurst];
@@ -429,24 +513,44 @@ void forward_burst(Dataplane& dp, Worker& w, const Generation& g, uint16_t in_po
                now);
   if (out.nwg) decap_and_route(dp, w, g, out, now);
 
-  if (out.nhandshake) {
-    unsigned q = rte_ring_mp_enqueue_burst(
-        dp.handshake_ring(), reinterpret_cast<void**>(out.handshake), out.nhandshake, nullptr);
-    if (q < out.nhandshake) {
-      c.drop(Drop::wg_handshake_queue_full, out.nhandshake - q);
-      rte_pktmbuf_free_bulk(out.handshake + q, out.nhandshake - q);
-    }
-  }
-  if (out.npunt) {
-    unsigned q = rte_ring_mp_enqueue_burst(dp.punt_ring(), reinterpret_cast<void**>(out.punt),
-                                           out.npunt, nullptr);
-    if (q < out.npunt) {
-      c.drop(Drop::punt_ring_full, out.npunt - q);
-      rte_pktmbuf_free_bulk(out.punt + q, out.npunt - q);
-    }
-  }
-  if (out.ndrop) rte_pktmbuf_free_bulk(out.drop, out.ndrop);
+  finish(dp, c, out);
 }
+
+namespace {
+
+// Routes the later fragments that waited for their first fragment, and
+// drops those that waited too long.
+void release_fragments(Dataplane& dp, Worker& w, const Generation& g) {
+  LcoreCounters& c = *w.counters;
+  rte_mbuf* ready[nat::FragmentCache::kHeld];
+  rte_mbuf* expired[nat::FragmentCache::kHeld];
+  uint16_t domain[nat::FragmentCache::kHeld];
+  uint32_t dst[nat::FragmentCache::kHeld];
+  uint16_t nready = 0, nexpired = 0;
+  nat_drain(w, dp.now_ms(), ready, domain, dst, &nready, expired, &nexpired);
+  if (nexpired) {
+    c.drop(Drop::nat_fragment_timeout, nexpired);
+    rte_pktmbuf_free_bulk(expired, nexpired);
+  }
+  for (uint16_t i = 0; i < nready;) {
+    // Runs of one domain, at most a burst each.
+    uint16_t j = i + 1;
+    while (j < nready && j - i < kBurst && domain[j] == domain[i]) ++j;
+    Sink out;
+    const DomainTable* t = g.domain(domain[i]);
+    if (t) {
+      route_dst(dp, w, g, Origin4{t, meta(ready[i])->in_port, domain[i], nullptr}, ready + i,
+                dst + i, static_cast<uint16_t>(j - i), out, dp.now_ms());
+    } else {
+      c.drop(Drop::no_route, j - i);
+      rte_pktmbuf_free_bulk(ready + i, j - i);
+    }
+    finish(dp, c, out);
+    i = j;
+  }
+}
+
+}  // namespace
 
 int worker_main(void* arg) {
   Worker& w = *static_cast<Worker*>(arg);
@@ -468,6 +572,7 @@ int worker_main(void* arg) {
       w.counters->rx_packets += n;
       forward_burst(dp, w, *g, port, pkts, n);
     }
+    if (w.frags->held()) release_fragments(dp, w, *g);
     unsigned k =
         rte_ring_sc_dequeue_burst(w.inject, reinterpret_cast<void**>(pkts), kBurst, nullptr);
     for (unsigned i = 0; i < k; ++i) tx_enqueue(w, meta(pkts[i])->out_port, pkts[i]);

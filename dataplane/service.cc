@@ -104,8 +104,10 @@ unsigned Service::poll_once() {
   uint64_t now = now_ms();
   if (now - last_timer_ms_ >= 10) {
     timers(g);
+    nat_poll(g);
     last_timer_ms_ = now;
   }
+  dp_.nat().sessions().reclaim();
   return n;
 }
 

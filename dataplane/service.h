@@ -56,6 +56,9 @@ class Service {
 
   // --- WireGuard (dataplane/wg_service.cc), under WgRuntime::mutex() ---
   void wg_poll(const Generation& g);
+  // NAT housekeeping: expire a slice of the session table, free what the
+  // workers can no longer see (dataplane/nat_service.cc).
+  void nat_poll(const Generation& g);
   void wg_handshake(const Generation& g, rte_mbuf* m, bool under_load, uint64_t now);
   void wg_initiation(const Generation& g, WgInterface* iface, const uint8_t* msg, uint64_t src,
                      uint64_t now);

@@ -6,6 +6,7 @@
 #include <atomic>
 #include <set>
 
+#include "dataplane/nat_runtime.h"
 #include "dataplane/wireguard.h"
 #include "tunnel/format.h"
 #include "tunnel/noise.h"
@@ -64,6 +65,14 @@ std::optional<std::string> ControlState::apply(const Change& c, Origin origin) {
       return apply_wg_interface(c, origin);
     case Change::Kind::kWgPeer:
       return apply_wg_peer(c, origin);
+    case Change::Kind::kNatMapping:
+      return apply_nat_mapping(c, origin);
+    case Change::Kind::kNatGateway:
+      return apply_nat_gateway(c, origin);
+    case Change::Kind::kNatSnat:
+      return apply_nat_snat(c, origin);
+    case Change::Kind::kNatRewrite:
+      return apply_nat_rewrite(c, origin);
   }
   return "unknown change kind";
 }
@@ -82,6 +91,8 @@ std::optional<std::string> ControlState::apply_address(const Change& c, Origin o
     for (auto& w : wg_interfaces_)
       if (w.address == it->addr.addr)
         return what + ": WireGuard interface " + w.name + " listens on it; delete it first";
+    if (auto user = nat_address_user(port->domain, it->addr.addr))
+      return what + ": " + *user + " publishes it; delete that first";
     for (auto& r : routes_)
       if (r.via && r.port == port->port_id && it->addr.contains(r.via)) {
         int others = 0;
@@ -355,6 +366,9 @@ std::vector<DomainEntry> domain_entries(const ControlState& s, uint16_t domain,
   }
   for (auto& r : s.routes())
     if (r.domain == domain) out.push_back({r.prefix, {r.port, NextHopKind::kForward, r.via}});
+  // The gateway's address inside a VDC (NAT): ours, like a port's address.
+  if (const NatGateway* gw = s.nat_gateway(domain))
+    out.push_back({{gw->e.address, 32}, {0, NextHopKind::kLocal, 0}});
   std::sort(out.begin(), out.end(), [](const DomainEntry& a, const DomainEntry& b) {
     return std::tie(a.prefix.addr, a.prefix.len, a.nh.port, a.nh.gateway, a.nh.peer) <
            std::tie(b.prefix.addr, b.prefix.len, b.nh.port, b.nh.gateway, b.nh.peer);
@@ -413,7 +427,7 @@ std::shared_ptr<DomainTable> build_domain(uint16_t domain, std::vector<DomainEnt
 
 std::unique_ptr<Generation> build_generation(const ControlState& state, const Generation* prev,
                                              uint64_t id, NeighborTable& neighbors,
-                                             std::string* error, WgRuntime* wg) {
+                                             std::string* error, WgRuntime* wg, NatRuntime* nat) {
   auto g = std::make_unique<Generation>();
   g->id = id;
   g->state = state;
@@ -451,6 +465,7 @@ std::unique_ptr<Generation> build_generation(const ControlState& state, const Ge
   for (auto& p : state.ports())
     if (!p.exception) domains.insert(p.domain);
   for (auto& p : state.wg_peers()) domains.insert(p.domain);
+  for (auto& gw : state.nat_gateways()) domains.insert(gw.e.domain);
   for (uint16_t d : domains) {
     auto entries = domain_entries(state, d, peer_ids);
     if (prev) {
@@ -474,7 +489,65 @@ std::unique_ptr<Generation> build_generation(const ControlState& state, const Ge
     if (!p.exception) v.table = g->domains[p.domain].get();
   }
   for (auto& a : state.addresses()) g->ports[a.port].addresses.push_back(a.addr);
+  if (nat && !build_nat_view(state, *nat, &g->nat, error)) return nullptr;
   return g;
+}
+
+bool build_nat_view(const ControlState& state, NatRuntime& rt, nat::NatView* v,
+                    std::string* error) {
+  auto pools_of = [&](uint16_t domain, uint32_t addr, uint32_t* pools) {
+    const uint8_t protos[3] = {nat::kTcp, nat::kUdp, nat::kIcmp};
+    for (int i = 0; i < 3; ++i) {
+      pools[i] = rt.pools().get_or_make(domain, addr, protos[i]);
+      if (pools[i] == nat::PortPools::kNone) {
+        *error = "NAT: more than " + std::to_string(nat::PortPools::kMaxPools) +
+                 " port pools (addresses x protocols)";
+        return false;
+      }
+    }
+    return true;
+  };
+  std::vector<std::string> names;
+  for (auto& m : state.nat_mappings()) {
+    NatRuntime::Id id = rt.id_for(m.e.name);
+    if (id.id == UINT32_MAX) {
+      *error = "NAT: more than " + std::to_string(rt.config().max_mappings) +
+               " mappings (nat.max_mappings)";
+      return false;
+    }
+    names.push_back(m.e.name);
+    nat::MappingView mv;
+    mv.live = true;
+    mv.tag = id.tag;
+    mv.proto = m.e.proto;
+    mv.port_lo = m.e.port_lo;
+    mv.port_hi = m.e.port_hi;
+    mv.domain = m.e.domain;
+    mv.inner_addr = m.e.inner_addr;
+    mv.inner_port = m.e.inner_port;
+    mv.gateway = state.nat_gateway(m.e.domain)->e.address;
+    if (!pools_of(m.e.domain, mv.gateway, mv.pools)) return false;
+    v->add_mapping(id.id, m.e, mv);
+  }
+  rt.forget_except(names);
+  for (auto& s : state.nat_snats()) {
+    nat::SnatView sv;
+    sv.public_domain = s.e.public_domain;
+    sv.public_addr = s.e.public_addr;
+    if (!pools_of(s.e.public_domain, s.e.public_addr, sv.pools)) return false;
+    v->add_snat(s.e.domain, sv);
+  }
+  // MSS clamping (RFC 4459 §3.2): a SYN into a domain reached through a
+  // tunnel announces at most the tunnel's inner MTU minus 40.
+  for (auto& p : state.wg_peers()) {
+    const WgInterfaceEntry* w = state.wg_interface(p.interface);
+    if (!w) continue;
+    uint16_t mss = static_cast<uint16_t>(w->mtu - 40);
+    uint16_t have = v->mss(p.domain);
+    if (!have || mss < have) v->set_mss(p.domain, mss);
+  }
+  v->set_enabled(!state.nat_mappings().empty() || !state.nat_snats().empty());
+  return true;
 }
 
 }  // namespace tether::dp

@@ -23,6 +23,7 @@
 
 #include "common/net.h"
 #include "dataplane/neighbor_table.h"
+#include "nat/mapping.h"
 #include "tunnel/crypto.h"
 
 namespace tether::dp {
@@ -95,9 +96,19 @@ struct WgPeerEntry {
 
 // One requested change (docs/dataplane-api.md, config.apply).
 struct Change {
-  enum class Kind { kAddress, kRoute, kNeighbor, kWgInterface, kWgPeer } kind = Kind::kRoute;
+  enum class Kind {
+    kAddress,
+    kRoute,
+    kNeighbor,
+    kWgInterface,
+    kWgPeer,
+    kNatMapping,
+    kNatGateway,
+    kNatSnat,
+    kNatRewrite,
+  } kind = Kind::kRoute;
   bool add = true;
-  bool update = false;  // wg_interface / wg_peer: replace the existing entry
+  bool update = false;  // wg_interface / wg_peer / nat_mapping: replace the existing entry
   std::string port;     // name; may be empty for a route with `via`
   uint16_t domain = 0;
   Ipv4Prefix prefix;  // address (host bits kept) or route prefix
@@ -106,6 +117,30 @@ struct Change {
   MacAddr mac;
   WgInterfaceEntry wg_interface;  // kWgInterface
   WgPeerEntry wg_peer;            // kWgPeer
+  nat::MappingEntry nat_mapping;  // kNatMapping (del: name only)
+  nat::GatewayEntry nat_gateway;  // kNatGateway
+  nat::SnatEntry nat_snat;        // kNatSnat
+  struct Rewrite {  // kNatRewrite: every mapping of `domain` to `from` now goes to `to`
+    uint16_t domain = 0;
+    Ipv4 from = 0, to = 0;
+  } nat_rewrite;
+};
+
+// Entries carry their origin like the other kinds.
+struct NatMapping {
+  nat::MappingEntry e;
+  Origin origin = Origin::kConfig;
+  bool operator==(const NatMapping&) const = default;
+};
+struct NatGateway {
+  nat::GatewayEntry e;
+  Origin origin = Origin::kConfig;
+  bool operator==(const NatGateway&) const = default;
+};
+struct NatSnat {
+  nat::SnatEntry e;
+  Origin origin = Origin::kConfig;
+  bool operator==(const NatSnat&) const = default;
 };
 
 class ControlState {
@@ -122,6 +157,15 @@ class ControlState {
   const std::vector<WgInterfaceEntry>& wg_interfaces() const { return wg_interfaces_; }
   const std::vector<WgPeerEntry>& wg_peers() const { return wg_peers_; }
   const WgInterfaceEntry* wg_interface(const std::string& name) const;
+  const std::vector<NatMapping>& nat_mappings() const { return nat_mappings_; }
+  const std::vector<NatGateway>& nat_gateways() const { return nat_gateways_; }
+  const std::vector<NatSnat>& nat_snats() const { return nat_snats_; }
+  const NatMapping* nat_mapping(const std::string& name) const;
+  const NatGateway* nat_gateway(uint16_t domain) const;
+  // An own address (of a port) in `domain`.
+  bool is_own_address(uint16_t domain, Ipv4 a) const;
+  // What NAT entry publishes own address `a` of `domain`, if any.
+  std::optional<std::string> nat_address_user(uint16_t domain, Ipv4 a) const;
 
   // Applies one change after checking it against the state as it stands;
   // an error message a user can act on, or nullopt when applied.
@@ -133,6 +177,10 @@ class ControlState {
   std::optional<std::string> apply_neighbor(const Change& c, Origin origin);
   std::optional<std::string> apply_wg_interface(const Change& c, Origin origin);
   std::optional<std::string> apply_wg_peer(const Change& c, Origin origin);
+  std::optional<std::string> apply_nat_mapping(const Change& c, Origin origin);
+  std::optional<std::string> apply_nat_gateway(const Change& c, Origin origin);
+  std::optional<std::string> apply_nat_snat(const Change& c, Origin origin);
+  std::optional<std::string> apply_nat_rewrite(const Change& c, Origin origin);
   const AddressEntry* connected_for(uint16_t domain, Ipv4 ip, int port = -1) const;
 
   std::vector<PortInfo> ports_;
@@ -141,6 +189,9 @@ class ControlState {
   std::vector<StaticNeighbor> neighbors_;
   std::vector<WgInterfaceEntry> wg_interfaces_;
   std::vector<WgPeerEntry> wg_peers_;
+  std::vector<NatMapping> nat_mappings_;
+  std::vector<NatGateway> nat_gateways_;
+  std::vector<NatSnat> nat_snats_;
 };
 
 // kTunnel: encrypt to WireGuard peer `peer` (an allowed prefix of it).
@@ -193,6 +244,7 @@ struct PortView {
 };
 
 class WgRuntime;
+class NatRuntime;
 struct WgInterface;
 struct WgPeer;
 
@@ -212,6 +264,7 @@ struct Generation {
   std::vector<WgListen> wg_listen;
   std::vector<WgPeer*> wg_peers;  // by WgPeer::id; nullptr: not in this generation
   std::vector<WgInterface*> wg_interfaces;
+  nat::NatView nat;
 
   bool wg_peer_live(const WgPeer* p, uint32_t id) const {
     return id < wg_peers.size() && wg_peers[id] == p;
@@ -232,8 +285,13 @@ struct Generation {
 // Fails (with a message) only when DPDK memory runs out.
 // WireGuard interfaces and peers get their runtime objects from `wg` (under
 // its mutex, held by the caller); nullptr when there are none to build.
+// NAT mappings get stable ids and port pools from `nat` (nullptr: NAT off).
 std::unique_ptr<Generation> build_generation(const ControlState& state, const Generation* prev,
                                              uint64_t id, NeighborTable& neighbors,
-                                             std::string* error, WgRuntime* wg = nullptr);
+                                             std::string* error, WgRuntime* wg = nullptr,
+                                             NatRuntime* nat = nullptr);
+
+// Fills the NAT view of a generation (ids and pools from `rt`).
+bool build_nat_view(const ControlState& state, NatRuntime& rt, nat::NatView* v, std::string* error);
 
 }  // namespace tether::dp

@@ -15,6 +15,7 @@
 
 #include "dataplane/counters.h"
 #include "dataplane/tables.h"
+#include "nat/fragments.h"
 #include "tunnel/crypto.h"
 
 namespace tether::dp {
@@ -68,6 +69,7 @@ struct alignas(64) Worker {
   uint64_t tx_dirty = 0;  // bit per port with buffered packets
   NeighborSlotCache neighbor_cache;
   std::unique_ptr<wg::Aead> aead = std::make_unique<wg::Aead>();  // WireGuard encap/decap
+  std::unique_ptr<nat::FragmentCache> frags = std::make_unique<nat::FragmentCache>();
   std::array<TxBuffer, RTE_MAX_ETHPORTS> tx;
 };
 
