@@ -35,7 +35,8 @@ uint64_t uint_of(const json& j, const char* key, const std::string& where, uint6
     if (required) bad(where + ": missing \"" + key + "\"");
     return def;
   }
-  if (!it->is_number_unsigned() || it->get<uint64_t>() < min || it->get<uint64_t>() > max)
+  if (!it->is_number_integer() || it->get<int64_t>() < 0 || it->get<uint64_t>() < min ||
+      it->get<uint64_t>() > max)
     bad(where + ": " + key + " must be an integer " + std::to_string(min) + "-" +
         std::to_string(max));
   return it->get<uint64_t>();
@@ -87,9 +88,9 @@ nat::MappingEntry parse_nat_mapping(const json& j, const std::string& where, boo
   auto ports = j.find("ports");
   if (e.proto != 0) {
     if (ports == j.end()) bad(where + ": missing \"ports\" (like \"3389\" or \"5000-5099\")");
-    std::string s = ports->is_number_unsigned() ? std::to_string(ports->get<uint64_t>())
-                    : ports->is_string()        ? ports->get<std::string>()
-                                                : "";
+    std::string s = ports->is_number_integer() ? std::to_string(ports->get<int64_t>())
+                    : ports->is_string()       ? ports->get<std::string>()
+                                               : "";
     unsigned long lo = 0, hi = 0;
     try {
       size_t used = 0;
