@@ -42,6 +42,8 @@ void nat_burst(Dataplane& dp, Worker& w, const Generation& g, uint16_t domain, r
   const nat::FlowKey* keys[kBurst];
   uint16_t kidx[kBurst];
   uint16_t nk = 0;
+  uint16_t later[kBurst];
+  uint16_t nlater = 0;
   auto pass = [&](uint16_t i) { res[i] = {NatVerdict::kRoute, false, domain, Drop::kCount}; };
   auto drop = [&](uint16_t i, Drop why) { res[i] = {NatVerdict::kDrop, false, domain, why}; };
   // Every first fragment leaves a record, translated or not, so that its
@@ -66,23 +68,9 @@ void nat_burst(Dataplane& dp, Worker& w, const Generation& g, uint16_t domain, r
         keys[nk] = &cl[i].key;
         kidx[nk++] = i;
         break;
-      case nat::Class::kLaterFragment: {
-        if (const nat::Rewrite* rw = w.frags->find(cl[i].key, now_ms)) {
-          if (rw->src == src[i] && rw->dst == dst[i] && rw->domain == domain) {
-            pass(i);  // a datagram NAT does not touch
-          } else {
-            nat::rewrite_addresses(ip_bytes(m), *rw);
-            translated(i, *rw);
-            c.event(Event::nat_fragments_followed);
-          }
-        } else if (w.frags->hold(cl[i].key, m, now_ms)) {
-          res[i] = {NatVerdict::kHeld, false, domain, Drop::kCount};
-          c.event(Event::nat_fragments_held);
-        } else {
-          drop(i, Drop::nat_fragment_hold_full);
-        }
+      case nat::Class::kLaterFragment:
+        later[nlater++] = i;  // after the burst's first fragments were seen
         break;
-      }
       case nat::Class::kUnsupported:
         // Other protocols pass untranslated, except to a whole-address
         // mapping, which owns every packet to its address.
@@ -96,7 +84,28 @@ void nat_burst(Dataplane& dp, Worker& w, const Generation& g, uint16_t domain, r
         break;
     }
   }
-  if (!nk) return;
+  // Later fragments follow their first, which may have been in this burst.
+  auto follow_fragments = [&] {
+    for (uint16_t x = 0; x < nlater; ++x) {
+      uint16_t i = later[x];
+      rte_mbuf* m = pkts[i];
+      if (const nat::Rewrite* rw = w.frags->find(cl[i].key, now_ms)) {
+        if (rw->src == src[i] && rw->dst == dst[i] && rw->domain == domain) {
+          pass(i);  // a datagram NAT does not touch
+        } else {
+          nat::rewrite_addresses(ip_bytes(m), *rw);
+          translated(i, *rw);
+          c.event(Event::nat_fragments_followed);
+        }
+      } else if (w.frags->hold(cl[i].key, m, now_ms)) {
+        res[i] = {NatVerdict::kHeld, false, domain, Drop::kCount};
+        c.event(Event::nat_fragments_held);
+      } else {
+        drop(i, Drop::nat_fragment_hold_full);
+      }
+    }
+  };
+  if (!nk) return follow_fragments();
 
   uint32_t hit[kBurst];
   table.lookup_bulk(keys, nk, hit);
@@ -112,6 +121,7 @@ void nat_burst(Dataplane& dp, Worker& w, const Generation& g, uint16_t domain, r
     }
     nat::Rewrite rw = nat::Rewrite::toward(from_orig ? s.reply : s.orig);
     if (k.what == nat::Class::kIcmpError) {
+      record_first(i, rw);
       nat::rewrite_icmp_error(ip, len, rw);
       translated(i, rw);
       c.event(Event::nat_icmp_errors_translated);
@@ -272,6 +282,7 @@ void nat_burst(Dataplane& dp, Worker& w, const Generation& g, uint16_t domain, r
       mc[mid].bytes_in += total;
     }
   }
+  follow_fragments();
 }
 
 void nat_drain(Worker& w, uint64_t now_ms, rte_mbuf** ready, uint16_t* domain, uint32_t* dst,

@@ -6,6 +6,7 @@
 
 #include "dataplane/dataplane.h"
 #include "dataplane/service.h"
+#include "nat/translate.h"
 
 namespace tether::dp {
 
@@ -29,6 +30,24 @@ void Service::nat_poll(const Generation& g) {
         if (s.pool != nat::Session::kNoPool) nr.pools().at(s.pool).release(s.pool_port);
       });
   if (n) c_.event(Event::nat_sessions_expired, n);
+}
+
+std::optional<uint16_t> Service::nat_translate_error(const Generation& g, rte_mbuf* e,
+                                                     uint16_t domain) {
+  auto* ip = rte_pktmbuf_mtod_offset(e, uint8_t*, sizeof(rte_ether_hdr));
+  uint32_t len = rte_pktmbuf_data_len(e) - sizeof(rte_ether_hdr);
+  nat::Classified k = nat::classify(ip, len, domain);
+  if (k.what != nat::Class::kIcmpError) return std::nullopt;
+  nat::SessionTable& table = dp_.nat().sessions();
+  uint32_t h = table.lookup(k.key);
+  if (h == nat::SessionTable::kMiss) return std::nullopt;
+  const nat::Session& s = table.at(h >> 1);
+  if (s.mapping != nat::Session::kNoMapping && !g.nat.mapping_live(s.mapping, s.mapping_tag))
+    return std::nullopt;
+  nat::Rewrite rw = nat::Rewrite::toward((h & 1) == 0 ? s.reply : s.orig);
+  nat::rewrite_icmp_error(ip, len, rw);
+  c_.event(Event::nat_icmp_errors_translated);
+  return rw.domain;
 }
 
 }  // namespace tether::dp

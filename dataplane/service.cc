@@ -325,59 +325,81 @@ void Service::icmp_error(const Generation& g, rte_mbuf* m, uint8_t type, uint8_t
     }
   }
   uint32_t to = rte_be_to_cpu_32(orig->src_addr);
+  uint16_t domain = meta(m)->domain;
+  // The error packet about `m`, from `from` to `to`; consumes m.
+  auto build = [&](uint32_t from) -> rte_mbuf* {
+    if (!take_icmp_token()) {
+      drop(m, Drop::icmp_rate_limited);
+      return nullptr;
+    }
+    unsigned quote = std::min<unsigned>(rte_pktmbuf_data_len(m) - kEth,
+                                        kIcmpErrorMax - sizeof(rte_ipv4_hdr) - 8);
+    rte_mbuf* e = rte_pktmbuf_alloc(dp_.pool());
+    if (!e) {
+      drop(m, Drop::no_buffers);
+      return nullptr;
+    }
+    auto* eth = reinterpret_cast<rte_ether_hdr*>(
+        rte_pktmbuf_append(e, kEth + sizeof(rte_ipv4_hdr) + 8 + quote));
+    eth->ether_type = rte_cpu_to_be_16(RTE_ETHER_TYPE_IPV4);
+    auto* ip = reinterpret_cast<rte_ipv4_hdr*>(eth + 1);
+    auto* icmp = reinterpret_cast<uint8_t*>(ip + 1);
+    std::memcpy(icmp + 8, orig, quote);
+    rte_pktmbuf_free(m);
+    ip->version_ihl = 0x45;
+    ip->type_of_service = 0xc0;  // RFC 1812 §4.3.2.5: internetwork control
+    ip->total_length = rte_cpu_to_be_16(sizeof(rte_ipv4_hdr) + 8 + quote);
+    ip->packet_id = rte_cpu_to_be_16(ip_id_++);
+    ip->fragment_offset = 0;
+    ip->time_to_live = 64;
+    ip->next_proto_id = IPPROTO_ICMP;
+    ip->src_addr = rte_cpu_to_be_32(from);
+    ip->dst_addr = rte_cpu_to_be_32(to);
+    finish_ipv4_checksum(ip);
+    icmp[0] = type;
+    icmp[1] = code;
+    icmp[2] = icmp[3] = 0;
+    icmp[4] = icmp[5] = 0;
+    icmp[6] = static_cast<uint8_t>(mtu >> 8);  // RFC 1191: next-hop MTU
+    icmp[7] = static_cast<uint8_t>(mtu);
+    uint16_t ck = static_cast<uint16_t>(~rte_raw_cksum(icmp, 8 + quote));
+    std::memcpy(icmp + 2, &ck, 2);
+    c_.event(Event::icmp_errors_sent);
+    meta(e)->in_port = in_port;
+    return e;
+  };
   // RFC 1812 §4.3.2.4: the source is an address of the port the error leaves
   // by. No error toward a destination we cannot reach, a broadcast or
   // ourselves (§4.3.2.7); the original was counted when it was dropped.
-  uint16_t domain = meta(m)->domain;
   auto dt = g.domains.find(domain);
   uint32_t idx;
-  if (dt == g.domains.end() || !dt->second->lookup(to, &idx) ||
-      (dt->second->nexthops[idx].kind != NextHopKind::kForward &&
-       dt->second->nexthops[idx].kind != NextHopKind::kTunnel)) {
+  if (dt == g.domains.end() || !dt->second->lookup(to, &idx)) {
+    rte_pktmbuf_free(m);
+    return;
+  }
+  NextHopKind kind = dt->second->nexthops[idx].kind;
+  if (kind == NextHopKind::kLocal && g.nat.enabled()) {
+    // `m` was translated on its way in and its source is now ours (the
+    // gateway's inner address): the error goes back through the session
+    // like one from the next hop would (RFC 5508 §4), to the real source.
+    if (rte_mbuf* e = build(to)) {
+      if (auto d = nat_translate_error(g, e, domain)) return route_and_send(g, *d, e);
+      rte_pktmbuf_free(e);
+    }
+    return;
+  }
+  if (kind != NextHopKind::kForward && kind != NextHopKind::kTunnel) {
     rte_pktmbuf_free(m);
     return;
   }
   // Toward a tunnel the error comes from one of our addresses in that domain.
-  auto from = dt->second->nexthops[idx].kind == NextHopKind::kTunnel
-                  ? g.source_in_domain(domain)
-                  : g.source_for(dt->second->nexthops[idx].port, to);
+  auto from = kind == NextHopKind::kTunnel ? g.source_in_domain(domain)
+                                           : g.source_for(dt->second->nexthops[idx].port, to);
   if (!from) {
     rte_pktmbuf_free(m);
     return;
   }
-  if (!take_icmp_token()) return drop(m, Drop::icmp_rate_limited);
-  unsigned quote =
-      std::min<unsigned>(rte_pktmbuf_data_len(m) - kEth, kIcmpErrorMax - sizeof(rte_ipv4_hdr) - 8);
-  rte_mbuf* e = rte_pktmbuf_alloc(dp_.pool());
-  if (!e) return drop(m, Drop::no_buffers);
-  auto* eth = reinterpret_cast<rte_ether_hdr*>(
-      rte_pktmbuf_append(e, kEth + sizeof(rte_ipv4_hdr) + 8 + quote));
-  eth->ether_type = rte_cpu_to_be_16(RTE_ETHER_TYPE_IPV4);
-  auto* ip = reinterpret_cast<rte_ipv4_hdr*>(eth + 1);
-  auto* icmp = reinterpret_cast<uint8_t*>(ip + 1);
-  std::memcpy(icmp + 8, orig, quote);
-  rte_pktmbuf_free(m);
-  ip->version_ihl = 0x45;
-  ip->type_of_service = 0xc0;  // RFC 1812 §4.3.2.5: internetwork control
-  ip->total_length = rte_cpu_to_be_16(sizeof(rte_ipv4_hdr) + 8 + quote);
-  ip->packet_id = rte_cpu_to_be_16(ip_id_++);
-  ip->fragment_offset = 0;
-  ip->time_to_live = 64;
-  ip->next_proto_id = IPPROTO_ICMP;
-  ip->src_addr = rte_cpu_to_be_32(*from);
-  ip->dst_addr = rte_cpu_to_be_32(to);
-  finish_ipv4_checksum(ip);
-  icmp[0] = type;
-  icmp[1] = code;
-  icmp[2] = icmp[3] = 0;
-  icmp[4] = icmp[5] = 0;
-  icmp[6] = static_cast<uint8_t>(mtu >> 8);  // RFC 1191: next-hop MTU
-  icmp[7] = static_cast<uint8_t>(mtu);
-  uint16_t ck = static_cast<uint16_t>(~rte_raw_cksum(icmp, 8 + quote));
-  std::memcpy(icmp + 2, &ck, 2);
-  c_.event(Event::icmp_errors_sent);
-  meta(e)->in_port = in_port;
-  route_and_send(g, domain, e);
+  if (rte_mbuf* e = build(*from)) route_and_send(g, domain, e);
 }
 
 void Service::handle_local(const Generation& g, rte_mbuf* m) {

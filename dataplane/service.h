@@ -12,6 +12,7 @@
 #include <cstdint>
 #include <map>
 #include <memory>
+#include <optional>
 #include <vector>
 
 #include "dataplane/counters.h"
@@ -59,6 +60,10 @@ class Service {
   // NAT housekeeping: expire a slice of the session table, free what the
   // workers can no longer see (dataplane/nat_service.cc).
   void nat_poll(const Generation& g);
+  // Translates an ICMP error the service made about a packet that NAT had
+  // translated (it is addressed to our gateway address); the domain to
+  // route it in, or nullopt when no session matches.
+  std::optional<uint16_t> nat_translate_error(const Generation& g, rte_mbuf* e, uint16_t domain);
   void wg_handshake(const Generation& g, rte_mbuf* m, bool under_load, uint64_t now);
   void wg_initiation(const Generation& g, WgInterface* iface, const uint8_t* msg, uint64_t src,
                      uint64_t now);
