@@ -72,3 +72,35 @@ def echo_reply(req, src_mac, dst_mac):
 def build(p):
     """A packet as it is on the wire (fields like len and chksum filled in)."""
     return Ether(raw(p))
+
+
+def translated(p, src_mac, dst_mac, src=None, dst=None, sport=None, dport=None, ident=None,
+               ttl_dec=1):
+    """`p` as a NAT forwards it: routed (MACs rewritten, TTL decremented) with
+    the given addresses, TCP/UDP ports or ICMP echo identifier replaced and
+    every checksum recomputed (an incremental update must give the same
+    bytes); a UDP checksum of 0 (none) stays 0. Unfragmented packets only."""
+    from scapy.all import TCP, UDP
+    q = Ether(raw(p))
+    q[Ether].src, q[Ether].dst = src_mac, dst_mac
+    ip = q[IP]
+    ip.ttl -= ttl_dec
+    if src is not None:
+        ip.src = src
+    if dst is not None:
+        ip.dst = dst
+    del ip.chksum
+    for proto in (TCP, UDP):
+        if proto in q and q[proto].underlayer is ip:
+            l4 = q[proto]
+            if sport is not None:
+                l4.sport = sport
+            if dport is not None:
+                l4.dport = dport
+            if not (proto is UDP and l4.chksum == 0):
+                del l4.chksum
+    if ICMP in q and q[ICMP].underlayer is ip:
+        if ident is not None:
+            q[ICMP].id = ident
+        del q[ICMP].chksum
+    return Ether(raw(q))
