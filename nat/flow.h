@@ -27,7 +27,7 @@ inline constexpr uint8_t kUdp = 17;
 // `kind` tells apart keys that are not five-tuples of a packet: kFlow for
 // packets, kFragment for a fragmented datagram's later fragments
 // (sport = IP identification, dport = 0).
-struct FlowKey {
+struct alignas(8) FlowKey {  // 8-aligned: rte_hash_crc reads it 8 bytes at a time
   enum : uint8_t { kFlow = 0, kFragment = 1 };
   uint32_t src = 0;
   uint32_t dst = 0;

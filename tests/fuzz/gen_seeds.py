@@ -46,6 +46,19 @@ seeds = {
     "wg_data": (0, up(IP(src="10.0.1.254", dst="10.0.1.1") / UDP(sport=51820, dport=51820) /
                       (b"\x04\x00\x00\x00" + b"\x01\x00\x00\x00" + b"\x00" * 8 + b"\x44" * 48))),
     "wg_to_peer": (1, Ether(dst=LAN) / IP(src="10.0.2.2", dst="10.50.1.1") / UDP() / b"t"),
+    # NAT: published 10.0.1.1 tcp 3389, udp 5000-5099, whole address 10.0.1.7.
+    "nat_syn": (0, up(IP(src="10.0.1.2", dst="10.0.1.1") /
+                      TCP(sport=40000, dport=3389, flags="S", options=[("MSS", 1460)]))),
+    "nat_udp_range": (0, up(IP(src="10.0.1.2", dst="10.0.1.1") / UDP(sport=40000, dport=5050) /
+                            b"u")),
+    "nat_echo_whole": (0, up(IP(src="10.0.1.2", dst="10.0.1.7") / ICMP(id=77) / b"e")),
+    "nat_first_fragment": (0, up(IP(src="10.0.1.2", dst="10.0.1.7", flags="MF", id=9) /
+                                 UDP(sport=1, dport=2, len=64) / (b"h" * 16))),
+    "nat_later_fragment": (0, up(IP(src="10.0.1.2", dst="10.0.1.7", frag=3, id=9, proto=17) /
+                                 (b"i" * 24))),
+    "nat_icmp_error": (1, Ether(dst=LAN) / IP(src="10.0.2.9", dst="10.0.2.1") /
+                       ICMP(type=3, code=4) / IP(src="10.0.2.1", dst="10.0.2.5") /
+                       TCP(sport=1024, dport=3389, flags="S")),
 }
 for name, (port, pkt) in seeds.items():
     with open(os.path.join(out, name), "wb") as f:

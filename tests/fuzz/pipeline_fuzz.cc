@@ -32,7 +32,7 @@ constexpr const char* kConfig = R"({
   "lcores": {"service": 0, "workers": [1]},
   "mbufs": 4095,
   "ports": [
-    {"name": "uplink", "device": "net_null_fz0", "addresses": ["10.0.1.1/24"],
+    {"name": "uplink", "device": "net_null_fz0", "addresses": ["10.0.1.1/24", "10.0.1.7/24"],
      "mac": "02:00:00:00:01:01"},
     {"name": "lan", "device": "net_null_fz1", "addresses": ["10.0.2.1/24"], "mtu": 1000,
      "mac": "02:00:00:00:02:01"}],
@@ -42,7 +42,15 @@ constexpr const char* kConfig = R"({
                 {"port": "lan", "ip": "10.0.2.2", "mac": "02:00:00:00:02:02"}],
   "icmp": {"rate_per_sec": 1000000, "burst": 1000000},
   "arp": {"retry_ms": 10, "retries": 1, "queue_per_neighbor": 4, "max_neighbors": 1024,
-          "forget_ms": 100}
+          "forget_ms": 100},
+  "nat": {"max_sessions": 1024,
+          "gateways": [{"domain": 0, "address": "10.0.2.1"}],
+          "mappings": [{"name": "rdp", "public": "10.0.1.1", "protocol": "tcp", "ports": "3389",
+                        "domain": 0, "inner": "10.0.2.5"},
+                       {"name": "range", "public": "10.0.1.1", "protocol": "udp",
+                        "ports": "5000-5099", "domain": 0, "inner": "10.0.2.6", "inner_port": 6000},
+                       {"name": "whole", "public": "10.0.1.7", "protocol": "any", "domain": 0,
+                        "inner": "10.0.2.7"}]}
 })";
 
 Dataplane* g_dp = nullptr;
@@ -56,6 +64,8 @@ unsigned waiting_mbufs() {
     std::lock_guard lock(nt.mutex());
     for (uint32_t s = 0; s < nt.used(); ++s) n += nt.meta_locked(s).waiting.size();
   }
+  // Later fragments waiting for their first (NAT), at most 64 per worker.
+  for (auto& w : g_dp->workers()) n += w->frags->held();
   // Packets staged for a WireGuard handshake are held too, boundedly.
   std::lock_guard lock(g_dp->wg().mutex());
   for (WgPeer* p : g_dp->wg().peers())
