@@ -139,29 +139,43 @@ inline int wg_listen_of(const Generation& g, uint16_t domain, uint32_t dst, rte_
 }
 
 // Passes 2-5 over packets of one origin whose sources were checked, in the
-// routing domain of `o` (NAT may have moved them there).
+// routing domain of `o`, or, when `pdom` is given, each in its own domain
+// (NAT moved them; `ptr` tells which were translated).
 void route_dst(Dataplane& dp, Worker& w, const Generation& g, const Origin4& o, rte_mbuf** ip4,
-               uint32_t* dst, uint16_t nip, Sink& out, uint64_t now) {
+               uint32_t* dst, uint16_t nip, Sink& out, uint64_t now, const uint16_t* pdom = nullptr,
+               const bool* ptr = nullptr) {
   LcoreCounters& c = *w.counters;
-  const DomainTable& table = *o.table;
-  // Hoisted: stores into packets (uint8_t) would otherwise force reloads.
-  const NextHop* nexthops = table.nexthops.data();
   const std::atomic<uint64_t>* neighbor_words = dp.neighbors().words();
+  auto dom = [&](uint16_t k) { return pdom ? pdom[k] : o.domain; };
   auto drop_one = [&](rte_mbuf* m, Drop why) {
     c.drop(why);
     out.drop[out.ndrop++] = m;
   };
-  auto punt_one = [&](rte_mbuf* m, Punt why) {
+  auto punt_at = [&](uint16_t k, rte_mbuf* m, Punt why) {
     PacketMeta* md = meta(m);
     md->punt = why;
     md->in_port = o.in_port;
-    md->domain = o.domain;
+    md->domain = dom(k);
     out.punt[out.npunt++] = m;
   };
 
-  // Pass 2: route every destination of the burst at once.
-  uint32_t dres[kBurst];
-  lookup_all(table, dst, dres, nip);
+  // Pass 2: route every destination of the burst at once: four at a time
+  // in one domain, one by one across domains.
+  const NextHop* hop_of[kBurst];
+  if (!pdom) {
+    uint32_t dres[kBurst];
+    lookup_all(*o.table, dst, dres, nip);
+    // Hoisted: stores into packets (uint8_t) would otherwise force reloads.
+    const NextHop* nexthops = o.table->nexthops.data();
+    for (uint16_t k = 0; k < nip; ++k)
+      hop_of[k] = dres[k] == DomainTable::kNoDefault ? nullptr : &nexthops[dres[k]];
+  } else {
+    for (uint16_t k = 0; k < nip; ++k) {
+      const DomainTable* t = g.table_of(pdom[k]);
+      uint32_t idx;
+      hop_of[k] = t && t->lookup(dst[k], &idx) ? &t->nexthops[idx] : nullptr;
+    }
+  }
 
   // Pass 3: decide. Routing results stay in these arrays; only punted
   // packets get metadata (the mbuf's second cache line).
@@ -169,21 +183,24 @@ void route_dst(Dataplane& dp, Worker& w, const Generation& g, const Origin4& o, 
   uint16_t fport[kBurst];
   uint32_t fhop[kBurst], fslot[kBurst];
   uint16_t nfwd = 0;
+  uint16_t fdom[kBurst];
   rte_mbuf* tun[kBurst];
   uint32_t tun_peer[kBurst];
+  uint16_t tun_dom[kBurst];
   uint16_t ntun = 0;
   for (uint16_t k = 0; k < nip; ++k) {
     rte_mbuf* m = ip4[k];
-    uint32_t idx = dres[k];
-    if (idx == DomainTable::kNoDefault) {
+    auto punt_one = [&](rte_mbuf* pm, Punt why) { punt_at(k, pm, why); };
+    if (!hop_of[k]) {
       c.drop(Drop::no_route);
       punt_one(m, Punt::kNoRoute);
       continue;
     }
-    const NextHop& nh = nexthops[idx];
+    const NextHop& nh = *hop_of[k];
     if (nh.kind == NextHopKind::kLocal) {
-      if (!o.from_peer && !g.wg_listen.empty()) {
-        int li = wg_listen_of(g, o.domain, dst[k], m);
+      bool from_peer = o.from_peer && !(ptr && ptr[k]);
+      if (!from_peer && !g.wg_listen.empty()) {
+        int li = wg_listen_of(g, dom(k), dst[k], m);
         if (li >= 0) {
           uint8_t type = *rte_pktmbuf_mtod_offset(
               m, uint8_t*, kEtherHdr + sizeof(rte_ipv4_hdr) + sizeof(rte_udp_hdr));
@@ -194,7 +211,7 @@ void route_dst(Dataplane& dp, Worker& w, const Generation& g, const Origin4& o, 
             PacketMeta* md = meta(m);
             md->punt = Punt::kWgHandshake;
             md->in_port = o.in_port;
-            md->domain = o.domain;
+            md->domain = dom(k);
             md->slot = static_cast<uint32_t>(li);
             out.handshake[out.nhandshake++] = m;
           } else {
@@ -234,6 +251,7 @@ void route_dst(Dataplane& dp, Worker& w, const Generation& g, const Origin4& o, 
       }
       ipv4_decrement_ttl(ip);
       tun[ntun] = m;
+      tun_dom[ntun] = dom(k);
       tun_peer[ntun++] = nh.peer;
       continue;
     }
@@ -256,6 +274,7 @@ void route_dst(Dataplane& dp, Worker& w, const Generation& g, const Origin4& o, 
     }
     ipv4_decrement_ttl(ip);
     fwd[nfwd] = m;
+    fdom[nfwd] = dom(k);
     fport[nfwd] = nh.port;
     fhop[nfwd] = hop;
     fslot[nfwd++] = nh.slot;
@@ -272,12 +291,18 @@ void route_dst(Dataplane& dp, Worker& w, const Generation& g, const Origin4& o, 
     switch (wg_encap(*w.aead, g, p, dp.wg().timers(), now, m, len, w.index, &why, &fport[nfwd],
                      &fhop[nfwd], &fslot[nfwd])) {
       case EncapResult::kSent:
+        fdom[nfwd] = tun_dom[i];
         fwd[nfwd++] = m;
         break;
-      case EncapResult::kStage:
-        meta(m)->nexthop = tun_peer[i];
-        punt_one(m, Punt::kWgStage);
+      case EncapResult::kStage: {
+        PacketMeta* md = meta(m);
+        md->nexthop = tun_peer[i];
+        md->punt = Punt::kWgStage;
+        md->in_port = o.in_port;
+        md->domain = tun_dom[i];
+        out.punt[out.npunt++] = m;
         break;
+      }
       case EncapResult::kDrop:
         drop_one(m, why);
         break;
@@ -322,7 +347,7 @@ void route_dst(Dataplane& dp, Worker& w, const Generation& g, const Origin4& o, 
       PacketMeta* md = meta(m);
       md->punt = Punt::kResolve;
       md->in_port = o.in_port;
-      md->domain = o.domain;
+      md->domain = fdom[i];
       md->out_port = fport[i];
       md->nexthop = fhop[i];
       md->slot = fslot[i];
@@ -376,37 +401,32 @@ void route_ipv4(Dataplane& dp, Worker& w, const Generation& g, const Origin4& o,
 
   NatResult res[kBurst];
   nat_burst(dp, w, g, o.domain, ip4, dst, src, n, res, now);
-  bool done[kBurst];
+  uint16_t pdom[kBurst];
+  bool ptr[kBurst];
+  uint16_t m = 0;
+  bool mixed = false;
   for (uint16_t k = 0; k < n; ++k) {
-    done[k] = res[k].verdict != NatVerdict::kRoute;
-    if (res[k].verdict == NatVerdict::kHeld) meta(ip4[k])->in_port = o.in_port;
-    if (res[k].verdict == NatVerdict::kDrop) {
-      c.drop(res[k].drop);
-      out.drop[out.ndrop++] = ip4[k];
+    switch (res[k].verdict) {
+      case NatVerdict::kDrop:
+        c.drop(res[k].drop);
+        out.drop[out.ndrop++] = ip4[k];
+        continue;
+      case NatVerdict::kHeld:
+        meta(ip4[k])->in_port = o.in_port;
+        continue;
+      case NatVerdict::kRoute:
+        break;
     }
+    ip4[m] = ip4[k];
+    dst[m] = dst[k];
+    pdom[m] = res[k].domain;
+    ptr[m] = res[k].translated;
+    mixed |= pdom[m] != o.domain || ptr[m];
+    ++m;
   }
-  rte_mbuf* grp[kBurst];
-  uint32_t gdst[kBurst];
-  for (uint16_t k = 0; k < n; ++k) {
-    if (done[k]) continue;
-    uint16_t d = res[k].domain;
-    bool tr = res[k].translated;
-    uint16_t ng = 0;
-    for (uint16_t j = k; j < n; ++j)
-      if (!done[j] && res[j].domain == d && res[j].translated == tr) {
-        done[j] = true;
-        grp[ng] = ip4[j];
-        gdst[ng++] = dst[j];
-      }
-    const DomainTable* t = d == o.domain ? o.table : g.domain(d);
-    if (!t) {
-      c.drop(Drop::no_route, ng);
-      for (uint16_t j = 0; j < ng; ++j) out.drop[out.ndrop++] = grp[j];
-      continue;
-    }
-    route_dst(dp, w, g, Origin4{t, o.in_port, d, tr ? nullptr : o.from_peer}, grp, gdst, ng, out,
-              now);
-  }
+  if (!m) return;
+  if (!mixed) return route_dst(dp, w, g, o, ip4, dst, m, out, now);
+  route_dst(dp, w, g, o, ip4, dst, m, out, now, pdom, ptr);
 }
 
 // Decrypts the burst's WireGuard data messages and routes what they carried

@@ -479,6 +479,10 @@ std::unique_ptr<Generation> build_generation(const ControlState& state, const Ge
     if (!t) return nullptr;
     g->domains[d] = std::move(t);
   }
+  if (!g->domains.empty()) {
+    g->domain_tables.assign(g->domains.rbegin()->first + 1u, nullptr);
+    for (auto& [d, t] : g->domains) g->domain_tables[d] = t.get();
+  }
   for (auto& p : state.ports()) {
     PortView& v = g->ports[p.port_id];
     v.active = true;

@@ -269,7 +269,13 @@ struct Generation {
   bool wg_peer_live(const WgPeer* p, uint32_t id) const {
     return id < wg_peers.size() && wg_peers[id] == p;
   }
+  // By domain number, for the fast path (domains are 0-4095).
+  std::vector<const DomainTable*> domain_tables;
+  const DomainTable* table_of(uint16_t d) const {
+    return d < domain_tables.size() ? domain_tables[d] : nullptr;
+  }
   const DomainTable* domain(uint16_t d) const {
+    if (!domain_tables.empty()) return table_of(d);
     auto it = domains.find(d);
     return it == domains.end() ? nullptr : it->second.get();
   }
