@@ -350,12 +350,28 @@ Dataplane::ApplyResult Dataplane::apply_changes(const std::vector<Change>& chang
   }
   if (changes.empty()) return r;
   ControlState next = live_->state;
-  for (size_t i = 0; i < changes.size(); ++i)
+  for (size_t i = 0; i < changes.size();) {
+    // A run of nat_rewrite changes is one pass over the mappings, not one
+    // per change (re-addressing a VDC is thousands of them).
+    size_t j = i;
+    while (j < changes.size() && changes[j].kind == Change::Kind::kNatRewrite) ++j;
+    if (j - i > 1) {
+      size_t bad = 0;
+      if (auto err = next.apply_nat_rewrites(changes.data() + i, j - i, &bad)) {
+        r.code = "invalid_argument";
+        r.error = "change " + std::to_string(i + bad) + ": " + *err;
+        return r;
+      }
+      i = j;
+      continue;
+    }
     if (auto err = next.apply(changes[i], origin)) {
       r.code = "invalid_argument";
       r.error = "change " + std::to_string(i) + ": " + *err;
       return r;
     }
+    ++i;
+  }
   // Static neighbors: reserve slots first so that a full table refuses the
   // whole batch before anything is published.
   const auto& before = live_->state.neighbors();
@@ -395,12 +411,16 @@ Dataplane::ApplyResult Dataplane::apply_changes(const std::vector<Change>& chang
       neighbors_.publish_locked(slot, mac, NeighborState::kPermanent);
   }
   // Sessions of mappings a nat_rewrite moves, found before the state changes.
-  std::map<uint32_t, std::pair<Ipv4, Ipv4>> moved;  // mapping id -> (from, to)
+  std::map<uint32_t, std::pair<Ipv4, Ipv4>> moved;     // mapping id -> (from, to)
+  std::map<std::pair<uint16_t, Ipv4>, Ipv4> rewrites;  // (domain, from) -> to
   for (auto& c : changes)
     if (c.kind == Change::Kind::kNatRewrite)
-      for (auto& m : live_->state.nat_mappings())
-        if (m.e.domain == c.nat_rewrite.domain && m.e.inner_addr == c.nat_rewrite.from)
-          moved[nat_.id_for(m.e.name).id] = {c.nat_rewrite.from, c.nat_rewrite.to};
+      rewrites[{c.nat_rewrite.domain, c.nat_rewrite.from}] = c.nat_rewrite.to;
+  if (!rewrites.empty())
+    for (auto& m : live_->state.nat_mappings()) {
+      auto it = rewrites.find({m.e.domain, m.e.inner_addr});
+      if (it != rewrites.end()) moved[nat_.id_for(m.e.name).id] = {m.e.inner_addr, it->second};
+    }
   publish(std::move(g));
   if (!moved.empty()) r.rekeyed = rekey_sessions(moved);
   // Peers and interfaces the new generation dropped stop now: their keys

@@ -3,6 +3,7 @@
 // against the whole state so that a batch the workers could not serve is
 // refused with a message (docs/dataplane-api.md, "NAT").
 #include <algorithm>
+#include <map>
 
 #include "dataplane/tables.h"
 #include "nat/flow.h"
@@ -164,6 +165,37 @@ std::optional<std::string> ControlState::apply_nat_rewrite(const Change& c, Orig
       ++n;
     }
   if (!n) return what + ": no mapping of the domain has inner address " + format_ipv4(r.from);
+  return std::nullopt;
+}
+
+std::optional<std::string> ControlState::apply_nat_rewrites(const Change* c, size_t n,
+                                                            size_t* bad) {
+  std::map<std::pair<uint16_t, Ipv4>, std::pair<Ipv4, size_t>> to;  // (domain, from) -> (to, i)
+  for (size_t i = 0; i < n; ++i) {
+    const auto& r = c[i].nat_rewrite;
+    *bad = i;
+    std::string what = "nat_rewrite in domain " + std::to_string(r.domain) + " " +
+                       format_ipv4(r.from) + " -> " + format_ipv4(r.to);
+    if (r.from == r.to) return what + ": addresses are the same";
+    if (!unicast(r.to)) return what + ": not a unicast address";
+    const NatGateway* gw = nat_gateway(r.domain);
+    if (gw && gw->e.address == r.to) return what + ": is the gateway's own address";
+    if (!to.emplace(std::make_pair(r.domain, r.from), std::make_pair(r.to, i)).second)
+      return what + ": " + format_ipv4(r.from) + " is rewritten twice in this batch";
+  }
+  std::vector<bool> used(n, false);
+  for (auto& m : nat_mappings_) {
+    auto it = to.find({m.e.domain, m.e.inner_addr});
+    if (it == to.end()) continue;
+    m.e.inner_addr = it->second.first;
+    used[it->second.second] = true;
+  }
+  for (size_t i = 0; i < n; ++i)
+    if (!used[i]) {
+      *bad = i;
+      return "nat_rewrite in domain " + std::to_string(c[i].nat_rewrite.domain) +
+             ": no mapping of the domain has inner address " + format_ipv4(c[i].nat_rewrite.from);
+    }
   return std::nullopt;
 }
 

@@ -170,6 +170,9 @@ class ControlState {
   // Applies one change after checking it against the state as it stands;
   // an error message a user can act on, or nullopt when applied.
   std::optional<std::string> apply(const Change& c, Origin origin);
+  // n nat_rewrite changes at once, in one pass over the mappings. They apply
+  // together: {a->b, b->a} swaps. On error *bad is the failing change.
+  std::optional<std::string> apply_nat_rewrites(const Change* c, size_t n, size_t* bad);
 
  private:
   std::optional<std::string> apply_address(const Change& c, Origin origin);

@@ -135,6 +135,24 @@ TEST_F(NatStateTest, UpdateReplacesAndRewriteMovesEveryMappingOfTheAddress) {
             std::string::npos);
 }
 
+TEST_F(NatStateTest, ABatchOfRewritesAppliesTogether) {
+  ok(mapping(rdp("a", "3389")));
+  auto b = rdp("b", "22");
+  b["inner"] = "10.0.0.6";
+  ok(mapping(b));
+  Change swap[2] = {rewrite(7, "10.0.0.5", "10.0.0.6"), rewrite(7, "10.0.0.6", "10.0.0.5")};
+  size_t bad = 99;
+  auto err = s.apply_nat_rewrites(swap, 2, &bad);
+  ASSERT_FALSE(err) << *err;
+  EXPECT_EQ(s.nat_mapping("a")->e.inner_addr, *parse_ipv4("10.0.0.6"));
+  EXPECT_EQ(s.nat_mapping("b")->e.inner_addr, *parse_ipv4("10.0.0.5"));
+  Change miss[2] = {rewrite(7, "10.0.0.5", "10.0.0.7"), rewrite(7, "10.0.0.99", "10.0.0.8")};
+  err = s.apply_nat_rewrites(miss, 2, &bad);
+  ASSERT_TRUE(err);
+  EXPECT_EQ(bad, 1u);
+  EXPECT_NE(err->find("no mapping"), std::string::npos);
+}
+
 TEST(NatJson, ParsesAndRefusesWithTheField) {
   auto m = parse_nat_mapping(rdp("r", "5000-5009"), "m");
   EXPECT_EQ(m.port_lo, 5000);
