@@ -100,22 +100,21 @@
 #include "nat/flow.h"
 #include "nat/session.h"
 #include "nat/translate.h"
+#include "tests/bench/harness.h"
 
 namespace {
 
 using namespace tether;
+using namespace tether::bench;
 using namespace tether::dp;
 
-constexpr Ipv4 ip4(unsigned a, unsigned b, unsigned c, unsigned d) {
-  return a << 24 | b << 16 | c << 8 | d;
-}
 constexpr Ipv4 kPublic = ip4(198, 51, 100, 1);
-constexpr Ipv4 kClients = ip4(100, 64, 0, 0);    // the main flows' clients, 4 flows each
-constexpr Ipv4 kRClients = ip4(100, 96, 0, 0);   // the rewrite flows' clients
+constexpr Ipv4 kClients = ip4(100, 64, 0, 0);   // the main flows' clients, 4 flows each
+constexpr Ipv4 kRClients = ip4(100, 96, 0, 0);  // the rewrite flows' clients
 constexpr uint16_t kEth = sizeof(rte_ether_hdr);
-constexpr uint16_t kFrame = 64;                  // bytes, no FCS
-constexpr uint16_t kIpLen = kFrame - kEth;       // 50: IPv4 + TCP + 10 or IPv4 + UDP + 22
-constexpr unsigned kBatch = 256;                 // packets built, then timed, per step
+constexpr uint16_t kFrame = 64;             // bytes, no FCS
+constexpr uint16_t kIpLen = kFrame - kEth;  // 50: IPv4 + TCP + 10 or IPv4 + UDP + 22
+constexpr unsigned kBatch = 256;            // packets built, then timed, per step
 constexpr unsigned kVerify = 16;
 constexpr uint16_t kRDomain = 100;
 constexpr uint16_t kQDomain = 1;
@@ -144,22 +143,8 @@ struct Options {
   std::vector<std::string> eal;
 };
 
-template <class... A>
-std::string fmt(const char* f, A... args) {
-  int n = std::snprintf(nullptr, 0, f, args...);
-  std::string s(static_cast<size_t>(std::max(n, 0)), '\0');
-  std::snprintf(s.data(), s.size() + 1, f, args...);
-  return s;
-}
-
 std::string ipstr(Ipv4 a) {
   return fmt("%u.%u.%u.%u", a >> 24, (a >> 16) & 255, (a >> 8) & 255, a & 255);
-}
-
-double thread_cpu_seconds() {
-  timespec ts{};
-  clock_gettime(CLOCK_THREAD_CPUTIME_ID, &ts);
-  return ts.tv_sec + ts.tv_nsec * 1e-9;
 }
 
 std::string json_list(const std::vector<double>& v, const char* f = "%.6g") {
@@ -273,33 +258,6 @@ struct Rng {
 };
 
 // --- measuring (as wg_bench) ---
-
-struct Timed {
-  uint64_t cycles;
-  double units;
-};
-
-struct Sample {
-  double rate;
-  double cpu_share;
-};
-
-Sample measure(double seconds, const std::function<Timed()>& step) {
-  const double hz = static_cast<double>(rte_get_tsc_hz());
-  const auto want = static_cast<uint64_t>(seconds * hz);
-  uint64_t timed = 0;
-  double units = 0;
-  uint64_t w0 = rte_rdtsc();
-  double c0 = thread_cpu_seconds();
-  while (timed < want || timed == 0) {
-    Timed t = step();
-    timed += t.cycles;
-    units += t.units;
-  }
-  double wall = (rte_rdtsc() - w0) / hz;
-  double cpu = thread_cpu_seconds() - c0;
-  return {units * hz / static_cast<double>(timed), std::min(1.0, cpu / wall)};
-}
 
 // A function run on the worker lcore; an exception comes back as `error`.
 struct Task {
@@ -451,8 +409,8 @@ void Bench::setup() {
       R"({"name": "uplink", "device": "net_null_nu", "addresses": ["198.51.100.1/24"], "mac": "%s"})",
       mac_str(kUplinkMac).c_str());
   std::string routes = R"({"prefix": "0.0.0.0/0", "via": "198.51.100.2"})";
-  std::string neighbors = fmt(R"({"port": "uplink", "ip": "198.51.100.2", "mac": "%s"})",
-                              mac_str(kRouterMac).c_str());
+  std::string neighbors =
+      fmt(R"({"port": "uplink", "ip": "198.51.100.2", "mac": "%s"})", mac_str(kRouterMac).c_str());
   for (unsigned k = 1; k <= o_.vdcs; ++k) {
     unsigned d = nat_ ? k : 0;
     ports += fmt(
@@ -469,8 +427,8 @@ void Bench::setup() {
       rd, mac_str(kRMac).c_str());
   routes += fmt(R"(, {"domain": %u, "prefix": "172.20.0.0/16", "via": "10.101.0.2"})", rd);
   routes += fmt(R"(, {"domain": %u, "prefix": "172.21.0.0/16", "via": "10.101.0.2"})", rd);
-  neighbors += fmt(R"(, {"port": "vdcr", "ip": "10.101.0.2", "mac": "%s"})",
-                   mac_str(kRRouterMac).c_str());
+  neighbors +=
+      fmt(R"(, {"port": "vdcr", "ip": "10.101.0.2", "mac": "%s"})", mac_str(kRRouterMac).c_str());
   std::string json = fmt(
       R"({"lcores": {"service": %u, "workers": [%u]}, "ports": [%s], "routes": [%s],
           "neighbors": [%s], "nat": {"max_sessions": %u}})",
@@ -732,7 +690,8 @@ std::vector<std::string> Bench::counter_problems(const LcoreCounters& w0, const 
   uint64_t made = w1.events[ci] - w0.events[ci];
   if (made != created) out.push_back(fmt("%lu sessions created, expected %lu", made, created));
   if (pushed && w1.tx_packets - w0.tx_packets != pushed)
-    out.push_back(fmt("pushed %lu packets, worker sent %lu", pushed, w1.tx_packets - w0.tx_packets));
+    out.push_back(
+        fmt("pushed %lu packets, worker sent %lu", pushed, w1.tx_packets - w0.tx_packets));
   return out;
 }
 
@@ -773,8 +732,7 @@ Timed Bench::tput_step(uint32_t n, uint64_t* pushed) {
 std::string Bench::tput_figure(const std::string& name, uint32_t n) {
   auto w0c = std::chrono::steady_clock::now();
   establish(n);
-  double setup_s =
-      std::chrono::duration<double>(std::chrono::steady_clock::now() - w0c).count();
+  double setup_s = std::chrono::duration<double>(std::chrono::steady_clock::now() - w0c).count();
   unsigned verified = verify(n);
   const LcoreCounters w0 = *w_->counters, s0 = dp_->counters()[o_.main_lcore];
   uint64_t pushed = 0;
@@ -851,10 +809,10 @@ std::string Bench::new_figure(const std::string& name) {
     check_out(b.pkts[0], f, "nat-new verify");
     flush_tx(*w_);
   }
-  std::string extra = fmt(
-      ", \"packets\": %lu, \"sessions_made\": %lu, \"batch_sessions\": %u, \"expiries\": %lu, "
-      "\"max_live\": %u, \"batch\": %u, \"burst\": %u, \"pkt_size\": %u, \"verified\": %u",
-      pushed, created, o_.new_batch, expiries, max_live, kBatch, kBurst, kFrame, kVerify);
+  std::string extra =
+      fmt(", \"packets\": %lu, \"sessions_made\": %lu, \"batch_sessions\": %u, \"expiries\": %lu, "
+          "\"max_live\": %u, \"batch\": %u, \"burst\": %u, \"pkt_size\": %u, \"verified\": %u",
+          pushed, created, o_.new_batch, expiries, max_live, kBatch, kBurst, kFrame, kVerify);
   expire_all();
   return report(name, s, warnings, extra);
 }
@@ -983,7 +941,8 @@ std::string Bench::rewrite_figure(const std::string& name) {
     mpps_before.push_back(rt.pushed[0] / ((t0 - rt.t_first) / hz) / 1e6);
     mpps_during.push_back(rt.pushed[1] / ((t1 - t0) / hz) / 1e6);
     mpps_after.push_back(rt.pushed[2] / ((rt.t_last - t1) / hz) / 1e6);
-    if (rr.rekeyed != n) warnings.push_back(fmt("rewrite rekeyed %lu of %u sessions", rr.rekeyed, n));
+    if (rr.rekeyed != n)
+      warnings.push_back(fmt("rewrite rekeyed %lu of %u sessions", rr.rekeyed, n));
     if (lost_before || lost_after)
       warnings.push_back(fmt("packets not translated as expected: %lu before, %lu after the apply",
                              lost_before, lost_after));
@@ -1010,8 +969,7 @@ std::string Bench::rewrite_figure(const std::string& name) {
          ", \"warnings\": " + json_strings(warnings) +
          fmt(", \"mappings\": %u, \"sessions\": %u, \"changes\": %u, \"idle_mappings\": %u, "
              "\"all_mappings\": %u, \"table_capacity\": %u, \"lcore\": %u, \"api_lcore\": %u",
-             n, n, n, n, 2 * n + 2 * o_.vdcs, table().capacity(), o_.worker_lcore,
-             rte_lcore_id()) +
+             n, n, n, n, 2 * n + 2 * o_.vdcs, table().capacity(), o_.worker_lcore, rte_lcore_id()) +
          "}";
 }
 
@@ -1066,14 +1024,6 @@ void Bench::run() {
     std::fprintf(stderr, "nat_bench: nat-rewrite-10k\n");
     emit(rewrite_figure("nat-rewrite-10k"));
   }
-}
-
-std::vector<std::string> split(const std::string& s, char sep) {
-  std::vector<std::string> out;
-  std::stringstream in(s);
-  for (std::string x; std::getline(in, x, sep);)
-    if (!x.empty()) out.push_back(x);
-  return out;
 }
 
 Options parse_args(int argc, char** argv) {

@@ -57,6 +57,7 @@
 #include "dataplane/packet.h"
 #include "dataplane/service.h"
 #include "dataplane/worker.h"
+#include "tests/bench/harness.h"
 #include "tunnel/cookie.h"
 #include "tunnel/crypto.h"
 #include "tunnel/messages.h"
@@ -65,11 +66,9 @@
 namespace {
 
 using namespace tether;
+using namespace tether::bench;
 using namespace tether::dp;
 
-constexpr Ipv4 ip4(unsigned a, unsigned b, unsigned c, unsigned d) {
-  return a << 24 | b << 16 | c << 8 | d;
-}
 constexpr Ipv4 kUplinkAddr = ip4(10, 1, 0, 1);
 constexpr Ipv4 kEndpoint = ip4(10, 1, 0, 2);  // the remote peers' outer address
 constexpr Ipv4 kHost = ip4(10, 2, 0, 2);      // inner host behind the lan port
@@ -101,20 +100,6 @@ struct Options {
   unsigned batch = 256;
   std::vector<std::string> eal;
 };
-
-template <class... A>
-std::string fmt(const char* f, A... args) {
-  int n = std::snprintf(nullptr, 0, f, args...);
-  std::string s(static_cast<size_t>(std::max(n, 0)), '\0');
-  std::snprintf(s.data(), s.size() + 1, f, args...);
-  return s;
-}
-
-double thread_cpu_seconds() {
-  timespec ts{};
-  clock_gettime(CLOCK_THREAD_CPUTIME_ID, &ts);
-  return ts.tv_sec + ts.tv_nsec * 1e-9;
-}
 
 // --- packets ---
 
@@ -248,34 +233,6 @@ class RawX25519 {
 };
 
 // --- measuring ---
-
-struct Timed {
-  uint64_t cycles;  // TSC cycles inside the timed part of one step
-  double units;     // bits or handshakes done in them
-};
-
-struct Sample {
-  double rate;       // units per timed second
-  double cpu_share;  // the thread's CPU time over the wall time of the sample
-};
-
-// Steps until their timed parts add up to `seconds`.
-Sample measure(double seconds, const std::function<Timed()>& step) {
-  const double hz = static_cast<double>(rte_get_tsc_hz());
-  const auto want = static_cast<uint64_t>(seconds * hz);
-  uint64_t timed = 0;
-  double units = 0;
-  uint64_t w0 = rte_rdtsc();
-  double c0 = thread_cpu_seconds();
-  while (timed < want || timed == 0) {
-    Timed t = step();
-    timed += t.cycles;
-    units += t.units;
-  }
-  double wall = (rte_rdtsc() - w0) / hz;
-  double cpu = thread_cpu_seconds() - c0;
-  return {units * hz / static_cast<double>(timed), std::min(1.0, cpu / wall)};
-}
 
 // A remote WireGuard peer we play.
 struct Remote {
@@ -879,14 +836,6 @@ std::string Bench::run_figure(const std::string& name) {
   if (name == "wg-decap-64") return decap_figure(name, 64);
   if (name == "wg-handshake") return handshake_figure(name);
   throw std::runtime_error("unknown figure " + name);
-}
-
-std::vector<std::string> split(const std::string& s, char sep) {
-  std::vector<std::string> out;
-  std::stringstream in(s);
-  for (std::string x; std::getline(in, x, sep);)
-    if (!x.empty()) out.push_back(x);
-  return out;
 }
 
 Options parse_args(int argc, char** argv) {
