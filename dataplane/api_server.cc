@@ -1,8 +1,8 @@
 #include "dataplane/api_server.h"
 
 #include <poll.h>
-#include <rte_ethdev.h>
 #include <rte_errno.h>
+#include <rte_ethdev.h>
 #include <rte_lcore.h>
 #include <rte_mempool.h>
 #include <sys/eventfd.h>
@@ -675,6 +675,7 @@ json ApiServer::nat_method(const std::string& method, const json& params, const 
     uint64_t matched = 0;
     auto side_has = [](const nat::FlowKey& k, auto pred) { return pred(k); };
     nr.sessions().for_each([&](uint32_t, const nat::Session& s) {
+      if (s.flags & nat::Session::kBinding) return;  // listed through its sessions
       if (domain && s.orig.domain != *domain && s.reply.domain != *domain) return;
       if (proto && s.orig.proto != *proto) return;
       if (mapping && s.mapping != *mapping) return;

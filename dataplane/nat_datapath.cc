@@ -98,6 +98,60 @@ __attribute__((always_inline)) inline void rewrite_fast(uint8_t* ip, const nat::
   }
 }
 
+// The public port of a new source-NAT session: its inside endpoint's
+// binding's (endpoint-independent mapping, RFC 4787 REQ-1, RFC 5382 REQ-1),
+// made when the endpoint has none. `binding` is the binding's record index,
+// with a reference taken, or kNoPool when the port is the session's own (a
+// binding that is being ended, or no room for a binding record). Port 0:
+// the pool is exhausted.
+struct SnatPort {
+  uint16_t port;
+  uint32_t binding;
+};
+SnatPort snat_port(NatRuntime& nr, unsigned worker, const nat::FlowKey& key,
+                   const nat::SnatView& sv, uint32_t pool, bool sequential, uint32_t now_s) {
+  nat::SessionTable& table = nr.sessions();
+  nat::FlowKey bk{key.src,   sv.public_addr,        key.sport, 0, key.domain,
+                  key.proto, nat::FlowKey::kBinding};
+  nat::PortPool& pp = nr.pools().at(pool);
+  for (int attempt = 0; attempt < 2; ++attempt) {
+    uint32_t h = table.lookup(bk);
+    if (h != nat::SessionTable::kMiss) {
+      uint32_t b = h >> 1;
+      auto& refs = nr.binding_refs(b);
+      uint32_t v = refs.load(std::memory_order_acquire);
+      while (v != NatRuntime::kDead &&
+             !refs.compare_exchange_weak(v, v + 1, std::memory_order_acq_rel)) {
+      }
+      if (v != NatRuntime::kDead) return {table.at(b).pool_port, b};
+      break;  // being ended: this session gets a port of its own
+    }
+    uint16_t port = pp.allocate(sequential ? 0 : rte_rand());
+    if (!port) return {0, nat::Session::kNoPool};
+    nat::FlowKey mirror = bk;
+    mirror.kind = nat::FlowKey::kBindingMirror;
+    uint32_t index;
+    auto r = table.insert(
+        worker, bk, mirror,
+        [&](nat::Session& s) {
+          s.pool = pool;
+          s.pool_port = port;
+          s.flags = nat::Session::kBinding;
+          s.created_s.store(now_s, std::memory_order_relaxed);
+          s.last_seen_s.store(now_s, std::memory_order_relaxed);
+          nr.binding_refs(static_cast<uint32_t>(&s - &table.at(0)))
+              .store(1, std::memory_order_release);
+        },
+        &index);
+    if (r == nat::SessionTable::Insert::kOk) return {port, index};
+    pp.release(port);
+    if (r != nat::SessionTable::Insert::kExists) break;  // full: no binding
+    // kExists: another worker bound this endpoint a moment ago; take that one.
+  }
+  uint16_t port = pp.allocate(sequential ? 0 : rte_rand());
+  return {port, nat::Session::kNoPool};
+}
+
 }  // namespace
 
 void nat_burst(Dataplane& dp, Worker& w, const Generation& g, uint16_t domain, rte_mbuf** pkts,
@@ -268,6 +322,7 @@ void nat_burst(Dataplane& dp, Worker& w, const Generation& g, uint16_t domain, r
     nat::FlowKey reply;
     uint32_t pool = nat::Session::kNoPool;
     uint8_t flags = 0;
+    const nat::SnatView* snat = nullptr;
     if (mid != UINT32_MAX) {
       const nat::MappingView& mv = v.mapping(mid);
       if (proto == nat::kTcp && (k.tcp_flags & (nat::kSyn | nat::kAck | nat::kRst)) != nat::kSyn) {
@@ -295,13 +350,29 @@ void nat_burst(Dataplane& dp, Worker& w, const Generation& g, uint16_t domain, r
       flags = nat::Session::kDynamic;
       reply = {k.key.dst,         sv->public_addr, k.key.dport,        0,
                sv->public_domain, proto,           nat::FlowKey::kFlow};
+      snat = sv;
     } else {
       record_first(i, identity(i));
       pass(i);
       continue;
     }
     nat::PortPool& pp = nr.pools().at(pool);
-    uint16_t port = pp.allocate(sequential ? 0 : rte_rand());
+    uint32_t binding = nat::Session::kNoPool;
+    uint16_t port;
+    if (snat) {
+      SnatPort sp = snat_port(nr, w.index, k.key, *snat, pool, sequential, now_s);
+      port = sp.port;
+      binding = sp.binding;
+    } else {
+      port = pp.allocate(sequential ? 0 : rte_rand());
+    }
+    // Undoes the port (or the binding reference) of a session not made.
+    auto unport = [&] {
+      if (binding != nat::Session::kNoPool)
+        nr.binding_refs(binding).fetch_sub(1, std::memory_order_acq_rel);
+      else
+        pp.release(port);
+    };
     if (!port) {
       if (mid != UINT32_MAX) ++mc[mid].refused;
       drop(i, Drop::nat_ports_exhausted);
@@ -317,10 +388,10 @@ void nat_burst(Dataplane& dp, Worker& w, const Generation& g, uint16_t domain, r
         w.index, k.key, reply,
         [&](nat::Session& s) {
           s.mapping = mid == UINT32_MAX ? nat::Session::kNoMapping : mid;
-          s.mapping_tag = tag;
-          s.pool = pool;
+          s.mapping_tag = binding != nat::Session::kNoPool ? binding : tag;
+          s.pool = binding != nat::Session::kNoPool ? nat::Session::kNoPool : pool;
           s.pool_port = port;
-          s.flags = flags;
+          s.flags = binding != nat::Session::kNoPool ? flags | nat::Session::kBound : flags;
           s.tcp.store(tcp0, std::memory_order_relaxed);
           s.created_s.store(now_s, std::memory_order_relaxed);
           s.last_seen_s.store(now_s, std::memory_order_relaxed);
@@ -328,7 +399,7 @@ void nat_burst(Dataplane& dp, Worker& w, const Generation& g, uint16_t domain, r
         &index);
     if (r == nat::SessionTable::Insert::kExists) {
       // Made a moment ago by another worker: use that one.
-      pp.release(port);
+      unport();
       h = table.lookup(k.key);
       if (h != nat::SessionTable::kMiss) {
         on_session(i, h, ip, len, total);
@@ -338,7 +409,7 @@ void nat_burst(Dataplane& dp, Worker& w, const Generation& g, uint16_t domain, r
       continue;
     }
     if (r != nat::SessionTable::Insert::kOk) {
-      pp.release(port);
+      unport();
       if (mid != UINT32_MAX) ++mc[mid].refused;
       drop(i,
            r == nat::SessionTable::Insert::kFull ? Drop::nat_table_full : Drop::nat_session_race);

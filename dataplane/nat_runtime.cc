@@ -15,6 +15,7 @@ bool NatRuntime::setup(const NatConfig& cfg, rte_rcu_qsbr* qsbr, unsigned worker
   sessions_ = nat::SessionTable::create(sc, qsbr, error);
   if (!sessions_) return false;
   for (auto& c : counters_) c.reset(new MappingCounters[cfg.max_mappings]());
+  refs_.reset(new std::atomic<uint32_t>[cfg.max_sessions]());
   names_.assign(cfg.max_mappings, {});
   for (uint32_t i = cfg.max_mappings; i-- > 0;) free_ids_.push_back(i);
   return true;

@@ -59,6 +59,11 @@ class NatRuntime {
   std::optional<std::string> name_of(uint32_t id) const;
 
   MappingCounters* counters(unsigned set) { return counters_[set].get(); }
+
+  // References to a source-NAT binding record by its sessions, by record
+  // index. kDead: the sweeper is ending it; no new session may take it.
+  static constexpr uint32_t kDead = UINT32_MAX;
+  std::atomic<uint32_t>& binding_refs(uint32_t index) { return refs_[index]; }
   MappingCounters sum(uint32_t id) const;
 
  private:
@@ -71,6 +76,7 @@ class NatRuntime {
   std::vector<uint32_t> free_ids_;
   uint32_t next_tag_ = 1;
   std::array<std::unique_ptr<MappingCounters[]>, kCounterSets> counters_;
+  std::unique_ptr<std::atomic<uint32_t>[]> refs_;
 };
 
 }  // namespace tether::dp

@@ -17,9 +17,17 @@ void Service::nat_poll(const Generation& g) {
   uint32_t now_s = static_cast<uint32_t>(now_ms() / 1000);
   const nat::Timeouts& t = nr.config().timeouts;
   uint32_t budget = std::max<uint32_t>(1024, table.capacity() / 100);
-  uint32_t n = table.sweep(
+  uint64_t sessions = 0;
+  table.sweep(
       budget,
       [&](const nat::Session& s) {
+        if (s.flags & nat::Session::kBinding) {
+          // A binding ends when its last session has (and no worker took it
+          // again since): 0 -> kDead, which workers never take.
+          uint32_t zero = 0;
+          return nr.binding_refs(static_cast<uint32_t>(&s - &table.at(0)))
+              .compare_exchange_strong(zero, NatRuntime::kDead, std::memory_order_acq_rel);
+        }
         if (s.mapping != nat::Session::kNoMapping && !g.nat.mapping_live(s.mapping, s.mapping_tag))
           return true;
         uint32_t seen = s.last_seen_s.load(std::memory_order_relaxed);
@@ -28,8 +36,11 @@ void Service::nat_poll(const Generation& g) {
       },
       [&](const nat::Session& s) {
         if (s.pool != nat::Session::kNoPool) nr.pools().at(s.pool).release(s.pool_port);
+        if (s.flags & nat::Session::kBound)
+          nr.binding_refs(s.mapping_tag).fetch_sub(1, std::memory_order_acq_rel);
+        if (!(s.flags & nat::Session::kBinding)) ++sessions;
       });
-  if (n) c_.event(Event::nat_sessions_expired, n);
+  if (sessions) c_.event(Event::nat_sessions_expired, sessions);
 }
 
 std::optional<uint16_t> Service::nat_translate_error(const Generation& g, rte_mbuf* e,

@@ -26,9 +26,11 @@ inline constexpr uint8_t kUdp = 17;
 // mirror images like TCP and UDP packets are.
 // `kind` tells apart keys that are not five-tuples of a packet: kFlow for
 // packets, kFragment for a fragmented datagram's later fragments
-// (sport = IP identification, dport = 0).
+// (sport = IP identification, dport = 0), kBinding for a source-NAT binding
+// (src = inside address, sport = inside port, dst = public address) and
+// kBindingMirror for its record's second key.
 struct alignas(8) FlowKey {  // 8-aligned: rte_hash_crc reads it 8 bytes at a time
-  enum : uint8_t { kFlow = 0, kFragment = 1 };
+  enum : uint8_t { kFlow = 0, kFragment = 1, kBinding = 2, kBindingMirror = 3 };
   uint32_t src = 0;
   uint32_t dst = 0;
   uint16_t sport = 0;

@@ -66,11 +66,11 @@ struct alignas(64) Session {
   static constexpr uint32_t kNoMapping = UINT32_MAX;
   static constexpr uint32_t kNoPool = UINT32_MAX;
 
-  FlowKey orig;   // the first packet's key, as it arrived
-  FlowKey reply;  // the replies' key, as they arrive
-  uint32_t mapping = kNoMapping;  // static mapping that made it (counters, liveness)
-  uint32_t mapping_tag = 0;       // that mapping's tag when the session was made
-  uint32_t pool = kNoPool;        // PortPools id the reply side's port came from
+  FlowKey orig;                          // the first packet's key, as it arrived
+  FlowKey reply;                         // the replies' key, as they arrive
+  uint32_t mapping = kNoMapping;         // static mapping that made it (counters, liveness)
+  uint32_t mapping_tag = 0;              // that mapping's tag when the session was made
+  uint32_t pool = kNoPool;               // PortPools id the reply side's port came from
   std::atomic<uint32_t> last_seen_s{0};  // session clock (seconds), stored by workers
   std::atomic<uint32_t> created_s{0};
   std::atomic<uint8_t> tcp{0};  // TcpState
@@ -81,6 +81,12 @@ struct alignas(64) Session {
 
   static constexpr uint8_t kDynamic = 1;  // made by a source-NAT rule, not a mapping
   static constexpr uint8_t kRekeyed = 2;  // its reply key was rewritten (a workload moved)
+  // Source-NAT bindings (endpoint-independent mapping, RFC 4787 REQ-1): a
+  // kBinding record holds an inside endpoint's public port in pool/pool_port;
+  // a kBound session uses that port and names its binding's index in
+  // mapping_tag (it has no mapping), so it gives back a reference, not a port.
+  static constexpr uint8_t kBinding = 4;
+  static constexpr uint8_t kBound = 8;
 };
 static_assert(sizeof(Session) == 64);
 
@@ -91,8 +97,8 @@ class SessionTable {
   struct Config {
     std::string name = "sessions";  // rte_hash names must be unique in the process
     uint32_t max_sessions = 1u << 20;
-    unsigned max_workers = 17;      // per-worker index caches (worker index < this)
-    int socket = -1;                // SOCKET_ID_ANY
+    unsigned max_workers = 17;  // per-worker index caches (worker index < this)
+    int socket = -1;            // SOCKET_ID_ANY
   };
   // nullptr and a message when DPDK memory runs out or the config is invalid.
   static std::unique_ptr<SessionTable> create(const Config& c, rte_rcu_qsbr* qsbr,

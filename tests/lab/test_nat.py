@@ -670,7 +670,7 @@ def test_rewrite_moves_a_running_udp_flow_to_the_new_address(lab):
 
 
 def test_dynamic_snat_filters_by_endpoint(lab):
-    t, (vdc,) = start_vdcs(lab)
+    t, (vdc,) = start_vdcs(lab, extra={"testing": {"clock_control": True}})
     d = vdc.domain
     ext1 = t.add_uplink_host("ext1", "10.1.0.60/24")
     ext2 = t.add_uplink_host("ext2", "10.1.0.61/24")
@@ -724,6 +724,14 @@ def test_dynamic_snat_filters_by_endpoint(lab):
     assert all(x["from"] == "10.1.0.60:9000" for x in received), received
     nd = nat_delta(before, t.dp.counters())
     assert nd.get("nat_sessions_created", 0) == 1, nd
-    pools = {(p["domain"], p["address"], p["protocol"]): p
-             for p in t.dp.call("nat.pools.list")["pools"]}
-    assert pools[(0, PUBLIC, "udp")]["in_use"] == 1, pools
+    def udp_in_use():
+        pools = {(p["domain"], p["address"], p["protocol"]): p
+                 for p in t.dp.call("nat.pools.list")["pools"]}
+        return pools[(0, PUBLIC, "udp")]["in_use"]
+    assert udp_in_use() == 1
+    # Past the UDP timeout the session ends, then the inside endpoint's
+    # binding (endpoint-independent mapping), and the public port is free.
+    t.dp.call("clock.advance", {"ms": 400_000})
+    labkit.wait_until(lambda: udp_in_use() == 0 and not sessions(t), 10,
+                      f"the session, its binding and the port to end\n{state(t)}")
+    assert nat_delta(before, t.dp.counters()).get("nat_sessions_expired", 0) == 1
