@@ -618,8 +618,8 @@ json ApiServer::nat_method(const std::string& method, const json& params, const 
       if (!only.empty() && m.e.name != only) continue;
       json j = nat_mapping_json(m.e);
       j["origin"] = origin_name(m.origin);
-      NatRuntime::Id id = nr.id_for(m.e.name);
-      MappingCounters c = nr.sum(id.id);
+      auto id = nr.find_id(m.e.name);
+      MappingCounters c = id ? nr.sum(id->id) : MappingCounters{};
       j["counters"] = {{"packets_in", c.packets_in}, {"packets_out", c.packets_out},
                        {"bytes_in", c.bytes_in},     {"bytes_out", c.bytes_out},
                        {"sessions", c.sessions},     {"refused", c.refused}};
@@ -667,7 +667,8 @@ json ApiServer::nat_method(const std::string& method, const json& params, const 
     std::string mname = str_field(params, "mapping", "params", false);
     if (!mname.empty()) {
       if (!g.state.nat_mapping(mname)) refuse("not_found", "no nat_mapping \"" + mname + "\"");
-      mapping = nr.id_for(mname).id;
+      auto id = nr.find_id(mname);
+      mapping = id ? id->id : UINT32_MAX - 1;  // no id yet: matches no session
     }
     uint64_t limit = uint_field(params, "limit", "params", 1000, 1, 1000000);
     uint32_t now_s = static_cast<uint32_t>(dp_.now_ms() / 1000);

@@ -422,6 +422,11 @@ Dataplane::ApplyResult Dataplane::apply_changes(const std::vector<Change>& chang
       if (it != rewrites.end()) moved[nat_.id_for(m.e.name).id] = {m.e.inner_addr, it->second};
     }
   publish(std::move(g));
+  // Ids of mappings the new generation no longer has are free again (after
+  // publish: a failed build must not have taken them from live mappings).
+  std::vector<std::string> names;
+  for (auto& m : live_->state.nat_mappings()) names.push_back(m.e.name);
+  nat_.forget_except(names);
   if (!moved.empty()) r.rekeyed = rekey_sessions(moved);
   // Peers and interfaces the new generation dropped stop now: their keys
   // leave the index table, and their memory goes after a grace period.

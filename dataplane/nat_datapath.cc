@@ -201,10 +201,17 @@ void nat_burst(Dataplane& dp, Worker& w, const Generation& g, uint16_t domain, r
       case nat::Class::kUnsupported:
         // Other protocols pass untranslated, except to a whole-address
         // mapping, which owns every packet to its address.
-        if (v.find(domain, dst[i], 0, 0) != UINT32_MAX)
+        if (v.find(domain, dst[i], 0, 0) != UINT32_MAX) {
           drop(i, Drop::nat_unsupported);
-        else
+        } else {
+          // A first fragment still tells its later fragments not to wait.
+          auto* h = reinterpret_cast<const rte_ipv4_hdr*>(ip_bytes(m));
+          if ((h->fragment_offset &
+               rte_cpu_to_be_16(RTE_IPV4_HDR_OFFSET_MASK | RTE_IPV4_HDR_MF_FLAG)) ==
+              rte_cpu_to_be_16(RTE_IPV4_HDR_MF_FLAG))
+            w.frags->record(nat::fragment_key(ip_bytes(m), domain), identity(i), now_ms);
           pass(i);
+        }
         break;
       case nat::Class::kMalformed:
         drop(i, Drop::nat_malformed);
@@ -245,7 +252,7 @@ void nat_burst(Dataplane& dp, Worker& w, const Generation& g, uint16_t domain, r
     const nat::Classified& k = cl[i];
     nat::Session& s = table.at(h >> 1);
     bool from_orig = (h & 1) == 0;
-    if (s.mapping != nat::Session::kNoMapping && !v.mapping_live(s.mapping, s.mapping_tag)) {
+    if (v.mapping_stale(s.mapping, s.mapping_tag)) {
       drop(i, Drop::nat_stale_session);
       return;
     }
@@ -302,7 +309,7 @@ void nat_burst(Dataplane& dp, Worker& w, const Generation& g, uint16_t domain, r
     }
 
     // No session.
-    bool echo_reply = k.key.proto == nat::kIcmp && k.key.sport == 0;
+    bool echo_reply = k.key.proto == nat::kIcmp && ip[20] == 0;  // type 0; IHL is 5 here
     if (k.what == nat::Class::kIcmpError || echo_reply) {
       record_first(i, identity(i));
       pass(i);

@@ -34,6 +34,13 @@ NatRuntime::Id NatRuntime::id_for(const std::string& name) {
   return id;
 }
 
+std::optional<NatRuntime::Id> NatRuntime::find_id(const std::string& name) const {
+  std::lock_guard lock(mu_);
+  auto it = ids_.find(name);
+  if (it == ids_.end()) return std::nullopt;
+  return it->second;
+}
+
 void NatRuntime::forget_except(const std::vector<std::string>& names) {
   std::set<std::string> keep(names.begin(), names.end());
   std::lock_guard lock(mu_);
@@ -56,6 +63,7 @@ std::optional<std::string> NatRuntime::name_of(uint32_t id) const {
 
 MappingCounters NatRuntime::sum(uint32_t id) const {
   MappingCounters s;
+  if (id >= cfg_.max_mappings) return s;
   for (auto& c : counters_) {
     if (!c) continue;
     const MappingCounters& x = c[id];

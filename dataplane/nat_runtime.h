@@ -54,6 +54,13 @@ class NatRuntime {
     uint32_t tag = 0;
   };
   Id id_for(const std::string& name);
+  // The id of a configured name without making one (listing).
+  std::optional<Id> find_id(const std::string& name) const;
+  // The newest tag handed out.
+  uint32_t max_tag() const {
+    std::lock_guard lock(mu_);
+    return next_tag_ - 1;
+  }
   // Names no longer configured give their ids back (counters reset).
   void forget_except(const std::vector<std::string>& names);
   std::optional<std::string> name_of(uint32_t id) const;

@@ -10,7 +10,11 @@
 
 namespace tether::dp {
 
-void Service::nat_poll(const Generation& g) {
+void Service::nat_poll(const Generation&) {
+  // The newest generation: sessions of a mapping published since this
+  // iteration began are not stale (and mapping_stale ignores tags newer
+  // than the view's anyway).
+  const Generation& now = *dp_.current();
   NatRuntime& nr = dp_.nat();
   nat::SessionTable& table = nr.sessions();
   if (!table.live()) return;
@@ -28,8 +32,7 @@ void Service::nat_poll(const Generation& g) {
           return nr.binding_refs(static_cast<uint32_t>(&s - &table.at(0)))
               .compare_exchange_strong(zero, NatRuntime::kDead, std::memory_order_acq_rel);
         }
-        if (s.mapping != nat::Session::kNoMapping && !g.nat.mapping_live(s.mapping, s.mapping_tag))
-          return true;
+        if (now.nat.mapping_stale(s.mapping, s.mapping_tag)) return true;
         uint32_t seen = s.last_seen_s.load(std::memory_order_relaxed);
         auto st = static_cast<nat::TcpState>(s.tcp.load(std::memory_order_relaxed));
         return now_s > seen && now_s - seen > nat::idle_timeout(s.orig.proto, st, t);
@@ -53,8 +56,7 @@ std::optional<uint16_t> Service::nat_translate_error(const Generation& g, rte_mb
   uint32_t h = table.lookup(k.key);
   if (h == nat::SessionTable::kMiss) return std::nullopt;
   const nat::Session& s = table.at(h >> 1);
-  if (s.mapping != nat::Session::kNoMapping && !g.nat.mapping_live(s.mapping, s.mapping_tag))
-    return std::nullopt;
+  if (g.nat.mapping_stale(s.mapping, s.mapping_tag)) return std::nullopt;
   nat::Rewrite rw = nat::Rewrite::toward((h & 1) == 0 ? s.reply : s.orig);
   nat::rewrite_icmp_error(ip, len, rw);
   c_.event(Event::nat_icmp_errors_translated);

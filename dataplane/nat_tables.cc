@@ -157,7 +157,8 @@ std::optional<std::string> ControlState::apply_nat_rewrite(const Change& c, Orig
   if (r.from == r.to) return what + ": addresses are the same";
   if (!unicast(r.to)) return what + ": not a unicast address";
   const NatGateway* gw = nat_gateway(r.domain);
-  if (gw && gw->e.address == r.to) return what + ": is the gateway's own address";
+  if ((gw && gw->e.address == r.to) || is_own_address(r.domain, r.to))
+    return what + ": is the gateway's own address";
   int n = 0;
   for (auto& m : nat_mappings_)
     if (m.e.domain == r.domain && m.e.inner_addr == r.from) {
@@ -179,7 +180,8 @@ std::optional<std::string> ControlState::apply_nat_rewrites(const Change* c, siz
     if (r.from == r.to) return what + ": addresses are the same";
     if (!unicast(r.to)) return what + ": not a unicast address";
     const NatGateway* gw = nat_gateway(r.domain);
-    if (gw && gw->e.address == r.to) return what + ": is the gateway's own address";
+    if ((gw && gw->e.address == r.to) || is_own_address(r.domain, r.to))
+      return what + ": is the gateway's own address";
     if (!to.emplace(std::make_pair(r.domain, r.from), std::make_pair(r.to, i)).second)
       return what + ": " + format_ipv4(r.from) + " is rewritten twice in this batch";
   }

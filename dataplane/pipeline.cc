@@ -198,8 +198,11 @@ void route_dst(Dataplane& dp, Worker& w, const Generation& g, const Origin4& o, 
     }
     const NextHop& nh = *hop_of[k];
     if (nh.kind == NextHopKind::kLocal) {
-      bool from_peer = o.from_peer && !(ptr && ptr[k]);
-      if (!from_peer && !g.wg_listen.empty()) {
+      // Only what arrived from a port as it is can be a WireGuard message:
+      // not a decrypted packet, and not one NAT translated toward a listen
+      // address (the burst's decryption has already run).
+      bool may_be_wg = !o.from_peer && !(ptr && ptr[k]);
+      if (may_be_wg && !g.wg_listen.empty()) {
         int li = wg_listen_of(g, dom(k), dst[k], m);
         if (li >= 0) {
           uint8_t type = *rte_pktmbuf_mtod_offset(
@@ -482,6 +485,11 @@ namespace {
 
 // One enqueue of what the service must see, one bulk free of the drops.
 void finish(Dataplane& dp, LcoreCounters& c, Sink& out) {
+  if (out.nwg) {  // never queued after decryption ran; freed rather than lost
+    c.drop(Drop::wg_malformed, out.nwg);
+    rte_pktmbuf_free_bulk(out.wg_in, out.nwg);
+    out.nwg = 0;
+  }
   if (out.nhandshake) {
     unsigned q = rte_ring_mp_enqueue_burst(
         dp.handshake_ring(), reinterpret_cast<void**>(out.handshake), out.nhandshake, nullptr);

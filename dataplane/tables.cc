@@ -232,6 +232,12 @@ std::optional<std::string> ControlState::apply_wg_interface(const Change& c, Ori
     if (a.addr.addr == e.address && !port_by_id(a.port)->exception) addr = &a;
   if (!addr) return what + ": " + format_ipv4(e.address) + " is not an address of a data port";
   if (e.listen_port == 0) return what + ": listen_port must be 1-65535";
+  for (auto& m : nat_mappings_)
+    if (m.e.public_addr == e.address &&
+        (m.e.proto == 0 ||
+         (m.e.proto == nat::kUdp && m.e.port_lo <= e.listen_port && e.listen_port <= m.e.port_hi)))
+      return what + ": " + format_ipv4(e.address) + ":" + std::to_string(e.listen_port) +
+             " is published by nat_mapping \"" + m.e.name + "\"";
   const PortInfo* port = port_by_id(addr->port);
   for (auto& w : wg_interfaces_)
     if (w.name != e.name && w.address == e.address && w.listen_port == e.listen_port)
@@ -511,7 +517,6 @@ bool build_nat_view(const ControlState& state, NatRuntime& rt, nat::NatView* v,
     }
     return true;
   };
-  std::vector<std::string> names;
   for (auto& m : state.nat_mappings()) {
     NatRuntime::Id id = rt.id_for(m.e.name);
     if (id.id == UINT32_MAX) {
@@ -519,7 +524,6 @@ bool build_nat_view(const ControlState& state, NatRuntime& rt, nat::NatView* v,
                " mappings (nat.max_mappings)";
       return false;
     }
-    names.push_back(m.e.name);
     nat::MappingView mv;
     mv.live = true;
     mv.tag = id.tag;
@@ -533,12 +537,21 @@ bool build_nat_view(const ControlState& state, NatRuntime& rt, nat::NatView* v,
     if (!pools_of(m.e.domain, mv.gateway, mv.pools)) return false;
     v->add_mapping(id.id, m.e, mv);
   }
-  rt.forget_except(names);
   for (auto& s : state.nat_snats()) {
     nat::SnatView sv;
     sv.public_domain = s.e.public_domain;
     sv.public_addr = s.e.public_addr;
     if (!pools_of(s.e.public_domain, s.e.public_addr, sv.pools)) return false;
+    // Ports that already mean something on this address are never handed
+    // to dynamic sessions: a WireGuard listen port, published ports. (A
+    // port a live session holds stays its own until it ends.)
+    for (auto& w : state.wg_interfaces())
+      if (w.address == s.e.public_addr) rt.pools().at(sv.pools[1]).claim(w.listen_port);
+    for (auto& m : state.nat_mappings())
+      if (m.e.public_domain == s.e.public_domain && m.e.public_addr == s.e.public_addr &&
+          m.e.proto != 0)
+        for (uint32_t p = m.e.port_lo; p <= m.e.port_hi; ++p)
+          rt.pools().at(sv.pools[nat::proto_index(m.e.proto)]).claim(static_cast<uint16_t>(p));
     v->add_snat(s.e.domain, sv);
   }
   // MSS clamping (RFC 4459 §3.2): a SYN into a domain reached through a
@@ -550,6 +563,7 @@ bool build_nat_view(const ControlState& state, NatRuntime& rt, nat::NatView* v,
     uint16_t have = v->mss(p.domain);
     if (!have || mss < have) v->set_mss(p.domain, mss);
   }
+  v->set_max_tag(rt.max_tag());
   v->set_enabled(!state.nat_mappings().empty() || !state.nat_snats().empty());
   return true;
 }

@@ -88,6 +88,12 @@ class NatView {
   bool mapping_live(uint32_t id, uint32_t tag) const {
     return id < mappings_.size() && mappings_[id].live && mappings_[id].tag == tag;
   }
+  // A session of mapping `id` made with `tag` belongs to a mapping this view
+  // no longer has. Tags only grow, so a tag newer than any this view knows
+  // is from a newer generation (a worker ahead of this reader): not stale.
+  bool mapping_stale(uint32_t id, uint32_t tag) const {
+    return id != UINT32_MAX && tag <= max_tag_ && !mapping_live(id, tag);
+  }
   const SnatView* snat(uint16_t domain) const {
     auto it = snat_.find(domain);
     return it == snat_.end() ? nullptr : &it->second;
@@ -101,6 +107,7 @@ class NatView {
 
   // Building (API thread).
   void set_enabled(bool e) { enabled_ = e; }
+  void set_max_tag(uint32_t t) { max_tag_ = t; }
   void add_mapping(uint32_t id, const MappingEntry& e, const MappingView& v);
   void add_snat(uint16_t domain, const SnatView& v) { snat_[domain] = v; }
   void set_mss(uint16_t domain, uint16_t mss) { mss_[domain] = mss; }
@@ -116,6 +123,7 @@ class NatView {
   };
   static uint64_t addr_key(uint16_t domain, uint32_t addr) { return uint64_t{domain} << 32 | addr; }
   bool enabled_ = false;
+  uint32_t max_tag_ = 0;               // the newest tag issued when the view was built
   std::vector<MappingView> mappings_;  // by id
   std::unordered_map<uint64_t, AddrMappings> by_addr_;
   std::map<uint16_t, SnatView> snat_;

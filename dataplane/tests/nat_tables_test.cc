@@ -104,6 +104,24 @@ TEST_F(NatStateTest, PublicPortsMustNotOverlap) {
   EXPECT_NE(refused(mapping(rdp("a"))).find("already configured"), std::string::npos);
 }
 
+TEST_F(NatStateTest, WireGuardListenPortsAndPublishedPortsExcludeEachOther) {
+  auto udp = rdp("dns", "51000-52000");
+  udp["protocol"] = "udp";
+  ok(mapping(udp));
+  Change wg;
+  wg.kind = Change::Kind::kWgInterface;
+  wg.wg_interface.name = "wg0";
+  wg.wg_interface.private_key.fill(7);
+  wg.wg_interface.address = *parse_ipv4("198.51.100.7");
+  wg.wg_interface.listen_port = 51820;
+  EXPECT_NE(refused(wg).find("published by nat_mapping \"dns\""), std::string::npos);
+  wg.wg_interface.listen_port = 53000;
+  ok(wg);
+  auto cover = rdp("cover", "52999-53001");
+  cover["protocol"] = "udp";
+  EXPECT_NE(refused(mapping(cover)).find("listen port"), std::string::npos);
+}
+
 TEST_F(NatStateTest, InnerPortRangeMustFit) {
   auto j = rdp("x", "100-200");
   j["inner_port"] = 65500;
@@ -133,6 +151,8 @@ TEST_F(NatStateTest, UpdateReplacesAndRewriteMovesEveryMappingOfTheAddress) {
   EXPECT_NE(refused(rewrite(7, "10.0.0.5", "10.0.0.51")).find("no mapping"), std::string::npos);
   EXPECT_NE(refused(rewrite(7, "10.0.0.50", "10.0.0.254")).find("gateway's own"),
             std::string::npos);
+  EXPECT_NE(refused(rewrite(7, "10.0.0.50", "10.0.0.1")).find("gateway's own"),
+            std::string::npos);  // the VDC port's address
 }
 
 TEST_F(NatStateTest, ABatchOfRewritesAppliesTogether) {
@@ -195,6 +215,11 @@ TEST(NatView, FindsExactRangesThenWholeAddress) {
   EXPECT_EQ(v.find(0, 0xc6336407, nat::kTcp, 79), UINT32_MAX);
   EXPECT_EQ(v.find(1, 0xc6336407, nat::kTcp, 80), UINT32_MAX);  // another domain
   EXPECT_EQ(v.find(0, 0xc6336407, nat::kIcmp, 0), UINT32_MAX);
+  // Sessions are stale only for tags this view knows of.
+  v.set_max_tag(5);
+  EXPECT_TRUE(v.mapping_stale(7, 4));            // no mapping 7 in this view
+  EXPECT_FALSE(v.mapping_stale(7, 6));           // made under a newer generation
+  EXPECT_FALSE(v.mapping_stale(UINT32_MAX, 1));  // no mapping at all
   add(3, 0, 0, 0);
   EXPECT_EQ(v.find(0, 0xc6336407, nat::kIcmp, 0), 3u);
   EXPECT_EQ(v.find(0, 0xc6336407, nat::kTcp, 81), 3u);
