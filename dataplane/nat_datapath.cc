@@ -322,9 +322,15 @@ void nat_burst(Dataplane& dp, Worker& w, const Generation& g, uint16_t domain, r
     bool hairpin = false;
     if (mid == UINT32_MAX && domain != 0) {
       // From a VDC (or a user tunnel) to a published address: hairpinning
-      // (RFC 4787 REQ-9), translated like a packet from the uplink.
-      mid = v.find(0, k.key.dst, proto, lookup_port);
-      hairpin = mid != UINT32_MAX;
+      // (RFC 4787 REQ-9), translated like a packet from the uplink, unless
+      // the domain has a route of its own for that address (its address
+      // space overlaps ours): a default route does not count.
+      const DomainTable* t = g.table_of(domain);
+      uint32_t idx;
+      if (!t || rte_lpm_lookup(t->lpm, k.key.dst, &idx) != 0) {
+        mid = v.find(0, k.key.dst, proto, lookup_port);
+        hairpin = mid != UINT32_MAX;
+      }
     }
     nat::FlowKey reply;
     uint32_t pool = nat::Session::kNoPool;
