@@ -350,19 +350,15 @@ Dataplane::ApplyResult Dataplane::apply_changes(const std::vector<Change>& chang
   }
   if (changes.empty()) return r;
   ControlState next = live_->state;
-  for (size_t i = 0; i < changes.size();) {
-    // A run of nat_rewrite changes is one pass over the mappings, not one
-    // per change (re-addressing a VDC is thousands of them).
-    size_t j = i;
-    while (j < changes.size() && changes[j].kind == Change::Kind::kNatRewrite) ++j;
-    if (j - i > 1) {
-      size_t bad = 0;
-      if (auto err = next.apply_nat_rewrites(changes.data() + i, j - i, &bad)) {
-        r.code = "invalid_argument";
-        r.error = "change " + std::to_string(i + bad) + ": " + *err;
-        return r;
-      }
-      i = j;
+  // nat_rewrite changes apply together, after the batch's other changes and
+  // in one pass over the mappings (re-addressing a VDC is thousands of
+  // them; together, {a->b, b->a} swaps and nothing chains).
+  std::vector<Change> batch_rewrites;
+  std::vector<size_t> rewrite_at;
+  for (size_t i = 0; i < changes.size(); ++i) {
+    if (changes[i].kind == Change::Kind::kNatRewrite) {
+      batch_rewrites.push_back(changes[i]);
+      rewrite_at.push_back(i);
       continue;
     }
     if (auto err = next.apply(changes[i], origin)) {
@@ -370,7 +366,14 @@ Dataplane::ApplyResult Dataplane::apply_changes(const std::vector<Change>& chang
       r.error = "change " + std::to_string(i) + ": " + *err;
       return r;
     }
-    ++i;
+  }
+  if (!batch_rewrites.empty()) {
+    size_t bad = 0;
+    if (auto err = next.apply_nat_rewrites(batch_rewrites.data(), batch_rewrites.size(), &bad)) {
+      r.code = "invalid_argument";
+      r.error = "change " + std::to_string(rewrite_at[bad]) + ": " + *err;
+      return r;
+    }
   }
   // Static neighbors: reserve slots first so that a full table refuses the
   // whole batch before anything is published.

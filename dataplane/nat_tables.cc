@@ -151,22 +151,8 @@ std::optional<std::string> ControlState::apply_nat_snat(const Change& c, Origin 
 }
 
 std::optional<std::string> ControlState::apply_nat_rewrite(const Change& c, Origin) {
-  const auto& r = c.nat_rewrite;
-  std::string what = "nat_rewrite in domain " + std::to_string(r.domain) + " " +
-                     format_ipv4(r.from) + " -> " + format_ipv4(r.to);
-  if (r.from == r.to) return what + ": addresses are the same";
-  if (!unicast(r.to)) return what + ": not a unicast address";
-  const NatGateway* gw = nat_gateway(r.domain);
-  if ((gw && gw->e.address == r.to) || is_own_address(r.domain, r.to))
-    return what + ": is the gateway's own address";
-  int n = 0;
-  for (auto& m : nat_mappings_)
-    if (m.e.domain == r.domain && m.e.inner_addr == r.from) {
-      m.e.inner_addr = r.to;
-      ++n;
-    }
-  if (!n) return what + ": no mapping of the domain has inner address " + format_ipv4(r.from);
-  return std::nullopt;
+  size_t bad = 0;
+  return apply_nat_rewrites(&c, 1, &bad);
 }
 
 std::optional<std::string> ControlState::apply_nat_rewrites(const Change* c, size_t n,
