@@ -28,76 +28,6 @@ uint32_t seg_len(rte_mbuf* m) {
 
 uint16_t min_nonzero(uint16_t a, uint16_t b) { return !a ? b : !b ? a : std::min(a, b); }
 
-// The common case inline: an unfragmented TCP or UDP packet with a 20-byte
-// IPv4 header and its whole L4 header in the first segment. Everything
-// else goes through nat::classify.
-__attribute__((always_inline)) inline bool classify_fast(const uint8_t* ip, uint32_t len,
-                                                         uint16_t domain, nat::Classified* c) {
-  auto* h = reinterpret_cast<const rte_ipv4_hdr*>(ip);
-  uint8_t proto = h->next_proto_id;
-  if (h->version_ihl != 0x45 || (proto != nat::kTcp && proto != nat::kUdp) ||
-      (h->fragment_offset & rte_cpu_to_be_16(RTE_IPV4_HDR_OFFSET_MASK | RTE_IPV4_HDR_MF_FLAG)))
-    return false;
-  uint32_t need = proto == nat::kTcp ? 40 : 28;
-  if (len < need) return false;
-  const uint8_t* l4 = ip + 20;
-  if (proto == nat::kTcp && (l4[12] >> 4) < 5) return false;
-  uint16_t sp, dp;
-  std::memcpy(&sp, l4, 2);
-  std::memcpy(&dp, l4 + 2, 2);
-  c->what = nat::Class::kFlow;
-  c->key = {rte_be_to_cpu_32(h->src_addr),
-            rte_be_to_cpu_32(h->dst_addr),
-            rte_be_to_cpu_16(sp),
-            rte_be_to_cpu_16(dp),
-            domain,
-            proto,
-            nat::FlowKey::kFlow};
-  c->tcp_flags = proto == nat::kTcp ? l4[13] : 0;
-  c->first_fragment = false;
-  return true;
-}
-
-// One's complement sum of the 16-bit halves of a replaced 32-bit word
-// (RFC 1624 eqn. 3, both words as stored).
-inline uint32_t csum_delta32(uint32_t sum, uint32_t old_word, uint32_t new_word) {
-  return sum + (~old_word & 0xffff) + (~old_word >> 16) + (new_word & 0xffff) + (new_word >> 16);
-}
-inline uint16_t csum_apply(uint16_t check, uint32_t delta) {
-  uint32_t s = static_cast<uint16_t>(~check) + delta;
-  s = (s & 0xffff) + (s >> 16);
-  s = (s & 0xffff) + (s >> 16);
-  return static_cast<uint16_t>(~s);
-}
-
-// nat::rewrite for what classify_fast accepted, with words, not bytes.
-__attribute__((always_inline)) inline void rewrite_fast(uint8_t* ip, const nat::Rewrite& rw) {
-  auto* h = reinterpret_cast<rte_ipv4_hdr*>(ip);
-  uint32_t nsrc = rte_cpu_to_be_32(rw.src), ndst = rte_cpu_to_be_32(rw.dst);
-  uint32_t addr = csum_delta32(csum_delta32(0, h->src_addr, nsrc), h->dst_addr, ndst);
-  h->hdr_checksum = csum_apply(h->hdr_checksum, addr);
-  h->src_addr = nsrc;
-  h->dst_addr = ndst;
-  uint8_t* l4 = ip + 20;
-  uint32_t oports,
-      nports = uint32_t{rte_cpu_to_be_16(rw.sport)} | uint32_t{rte_cpu_to_be_16(rw.dport)} << 16;
-  std::memcpy(&oports, l4, 4);
-  std::memcpy(l4, &nports, 4);
-  uint32_t delta = csum_delta32(addr, oports, nports);
-  uint16_t check;
-  if (h->next_proto_id == nat::kTcp) {
-    std::memcpy(&check, l4 + 16, 2);
-    check = csum_apply(check, delta);
-    std::memcpy(l4 + 16, &check, 2);
-  } else {
-    std::memcpy(&check, l4 + 6, 2);
-    if (!check) return;  // no UDP checksum: none after either
-    check = csum_apply(check, delta);
-    if (!check) check = 0xffff;  // RFC 768: a computed 0 is sent as all ones
-    std::memcpy(l4 + 6, &check, 2);
-  }
-}
-
 // The public port of a new source-NAT session: its inside endpoint's
 // binding's (endpoint-independent mapping, RFC 4787 REQ-1, RFC 5382 REQ-1),
 // made when the endpoint has none. `binding` is the binding's record index,
@@ -187,8 +117,7 @@ void nat_burst(Dataplane& dp, Worker& w, const Generation& g, uint16_t domain, r
 
   for (uint16_t i = 0; i < n; ++i) {
     rte_mbuf* m = pkts[i];
-    if (!classify_fast(ip_bytes(m), seg_len(m), domain, &cl[i]))
-      cl[i] = nat::classify(ip_bytes(m), seg_len(m), domain);
+    cl[i] = nat::classify(ip_bytes(m), seg_len(m), domain);
     switch (cl[i].what) {
       case nat::Class::kFlow:
       case nat::Class::kIcmpError:
@@ -276,10 +205,7 @@ void nat_burst(Dataplane& dp, Worker& w, const Generation& g, uint16_t domain, r
     if (s.last_seen_s.load(std::memory_order_relaxed) != now_s)
       s.last_seen_s.store(now_s, std::memory_order_relaxed);
     record_first(i, rw);
-    if (k.first_fragment || k.key.proto == nat::kIcmp)
-      nat::rewrite(ip, len, rw);
-    else
-      rewrite_fast(ip, rw);  // TCP/UDP from classify_fast or classify alike
+    nat::rewrite(ip, len, rw);
     translated(i, rw);
     if (s.mapping != nat::Session::kNoMapping) {
       MappingCounters& x = mc[s.mapping];

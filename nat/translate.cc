@@ -135,7 +135,7 @@ FlowKey fragment_key(const uint8_t* ip, uint16_t domain) {
   return {load32(ip + 12), load32(ip + 16), load16(ip + 4), 0, domain, ip[9], FlowKey::kFragment};
 }
 
-Classified classify(const uint8_t* ip, uint32_t len, uint16_t domain) {
+Classified detail::classify_any(const uint8_t* ip, uint32_t len, uint16_t domain) {
   Classified c;
   Ipv4 h;
   if (!parse_ipv4(ip, len, &h)) return c;
@@ -184,7 +184,7 @@ Classified classify(const uint8_t* ip, uint32_t len, uint16_t domain) {
   return c;
 }
 
-void rewrite(uint8_t* ip, uint32_t len, const Rewrite& rw) {
+void detail::rewrite_any(uint8_t* ip, uint32_t len, const Rewrite& rw) {
   Ipv4 h;
   if (!parse_ipv4(ip, len, &h) || h.later_fragment()) return;
   uint8_t* l4 = ip + h.hlen;
