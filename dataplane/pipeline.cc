@@ -580,6 +580,14 @@ void release_fragments(Dataplane& dp, Worker& w, const Generation& g) {
 
 }  // namespace
 
+void worker_after_rx(Dataplane& dp, Worker& w, const Generation& g) {
+  if (w.frags->held()) release_fragments(dp, w, g);
+  rte_mbuf* pkts[kBurst];
+  unsigned k = rte_ring_sc_dequeue_burst(w.inject, reinterpret_cast<void**>(pkts), kBurst, nullptr);
+  for (unsigned i = 0; i < k; ++i) tx_enqueue(w, meta(pkts[i])->out_port, pkts[i]);
+  flush_tx(w);
+}
+
 int worker_main(void* arg) {
   Worker& w = *static_cast<Worker*>(arg);
   Dataplane& dp = *w.dp;
@@ -600,11 +608,7 @@ int worker_main(void* arg) {
       w.counters->rx_packets += n;
       forward_burst(dp, w, *g, port, pkts, n);
     }
-    if (w.frags->held()) release_fragments(dp, w, *g);
-    unsigned k =
-        rte_ring_sc_dequeue_burst(w.inject, reinterpret_cast<void**>(pkts), kBurst, nullptr);
-    for (unsigned i = 0; i < k; ++i) tx_enqueue(w, meta(pkts[i])->out_port, pkts[i]);
-    flush_tx(w);
+    worker_after_rx(dp, w, *g);
     rte_rcu_qsbr_quiescent(qsbr, w.index);
   }
   flush_tx(w);

@@ -81,6 +81,11 @@ int worker_main(void* arg);
 void forward_burst(Dataplane& dp, Worker& w, const Generation& g, uint16_t in_port, rte_mbuf** pkts,
                    uint16_t n);
 
+// What a worker does after the RX bursts of one loop: release later
+// fragments whose first came, send what the service injected, flush TX.
+// Exposed for benchmarks that play the worker.
+void worker_after_rx(Dataplane& dp, Worker& w, const Generation& g);
+
 // Sends what the worker buffered for `port`; counts and frees what it refused.
 inline void tx_send(Worker& w, uint16_t port) {
   TxBuffer& b = w.tx[port];

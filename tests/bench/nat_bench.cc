@@ -299,13 +299,8 @@ class Bench {
     w_->counters->rx_packets += n;
     forward_burst(*dp_, *w_, *dp_->current(), port, pkts, n);
   }
-  // What worker_main does after the RX bursts of one loop.
-  void worker_tail() {
-    rte_mbuf* pkts[kBurst];
-    unsigned k =
-        rte_ring_sc_dequeue_burst(w_->inject, reinterpret_cast<void**>(pkts), kBurst, nullptr);
-    for (unsigned i = 0; i < k; ++i) tx_enqueue(*w_, meta(pkts[i])->out_port, pkts[i]);
-    flush_tx(*w_);
+  void worker_tail() {  // the rest of worker_main's loop
+    worker_after_rx(*dp_, *w_, *dp_->current());
     rte_rcu_qsbr_quiescent(qsbr_, w_->index);
   }
   // Frees what the pipeline sent into the rewrite domain's net_ring.
