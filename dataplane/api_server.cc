@@ -15,12 +15,16 @@
 #include <cstring>
 #include <filesystem>
 #include <map>
+#include <set>
 
 #include "dataplane/api/wire.h"
 #include "dataplane/dataplane.h"
+#include "dataplane/fw_json.h"
+#include "dataplane/host_fw_json.h"
 #include "dataplane/log.h"
 #include "dataplane/nat_json.h"
 #include "dataplane/wireguard.h"
+#include "firewall/host_firewall.h"
 #include "tunnel/format.h"
 
 namespace tether::dp {
@@ -208,11 +212,23 @@ Change parse_change(const json& j, size_t i) {
     } catch (const std::invalid_argument& e) {
       refuse("invalid_argument", e.what());
     }
+  } else if (kind == "fw_zone" || kind == "fw_policy") {
+    try {
+      if (kind == "fw_zone") {
+        c.kind = Change::Kind::kFwZone;
+        c.fw_zone = parse_fw_zone(j, where, !c.add);
+      } else {
+        c.kind = Change::Kind::kFwPolicy;
+        c.fw_policy = parse_fw_policy(j, where, !c.add);
+      }
+    } catch (const std::invalid_argument& e) {
+      refuse("invalid_argument", e.what());
+    }
   } else {
     refuse("invalid_argument",
            where +
                ": kind must be address, route, neighbor, wg_interface, wg_peer, nat_mapping, "
-               "nat_gateway, nat_snat or nat_rewrite");
+               "nat_gateway, nat_snat, nat_rewrite, fw_zone or fw_policy");
   }
   return c;
 }
@@ -601,6 +617,30 @@ json ApiServer::dispatch(const std::string& method, const json& params) {
     return out;
   }
   if (method.rfind("nat.", 0) == 0) return nat_method(method, params, g);
+  if (method == "sessions.list") return nat_method("nat.sessions.list", params, g);
+  if (method.rfind("fw.", 0) == 0) return fw_method(method, params, g);
+  if (method == "host_firewall.get" || method == "host_firewall.set") {
+    if (!host_) refuse("internal", "this dataplane has no host firewall");
+    if (method == "host_firewall.set") {
+      fw::HostPolicy p;
+      try {
+        p = parse_host_policy(params, "params");
+      } catch (const std::invalid_argument& e) {
+        refuse("invalid_argument", e.what());
+      }
+      std::string err;
+      if (!host_->apply(p, &err)) {
+        TLOG(WARNING, "host_firewall.set refused: %s", err.c_str());
+        refuse("invalid_argument", err);
+      }
+      TLOG(INFO, "host firewall applied (%zu interface(s), %zu admin range(s))",
+           p.interfaces.size(), p.admin.size());
+    }
+    std::string err;
+    std::string ruleset = host_->ruleset(&err);
+    if (!err.empty()) refuse("internal", err);
+    return {{"policy", host_policy_json(host_->policy())}, {"ruleset", ruleset}};
+  }
   refuse("unknown_method", "no method \"" + method + "\"");
 }
 
@@ -611,6 +651,7 @@ namespace tether::dp {
 // nat.* methods (docs/dataplane-api.md, "NAT").
 json ApiServer::nat_method(const std::string& method, const json& params, const Generation& g) {
   NatRuntime& nr = dp_.nat();
+  FwRuntime& fr = dp_.fw();
   if (method == "nat.mappings.list") {
     std::string only = str_field(params, "name", "params", false);
     json out = json::array();
@@ -670,6 +711,12 @@ json ApiServer::nat_method(const std::string& method, const json& params, const 
       auto id = nr.find_id(mname);
       mapping = id ? id->id : UINT32_MAX - 1;  // no id yet: matches no session
     }
+    std::optional<bool> only_translated;
+    if (params.contains("translated")) {
+      if (!params["translated"].is_boolean())
+        refuse("invalid_argument", "params: translated must be true or false");
+      only_translated = params["translated"].get<bool>();
+    }
     uint64_t limit = uint_field(params, "limit", "params", 1000, 1, 1000000);
     uint32_t now_s = static_cast<uint32_t>(dp_.now_ms() / 1000);
     json out = json::array();
@@ -680,6 +727,8 @@ json ApiServer::nat_method(const std::string& method, const json& params, const 
       if (domain && s.orig.domain != *domain && s.reply.domain != *domain) return;
       if (proto && s.orig.proto != *proto) return;
       if (mapping && s.mapping != *mapping) return;
+      if (only_translated && ((s.flags & nat::Session::kTranslated) != 0) != *only_translated)
+        return;
       if (addr &&
           !side_has(s.orig,
                     [&](const nat::FlowKey& k) { return k.src == *addr || k.dst == *addr; }) &&
@@ -697,6 +746,18 @@ json ApiServer::nat_method(const std::string& method, const json& params, const 
         j["mapping"] = nullptr;
       }
       j["dynamic"] = (s.flags & nat::Session::kDynamic) != 0;
+      j["translated"] = (s.flags & nat::Session::kTranslated) != 0;
+      uint8_t fwf = s.fw.load(std::memory_order_relaxed);
+      // The rule that accepted it, as of the policy tag it was last checked
+      // under: a session older than the live tag is re-checked on its next
+      // packet and may then name another rule.
+      j["firewall"] = {{"from", g.fw.zone_name(s.from_zone)},
+                       {"to", g.fw.zone_name(s.to_zone)},
+                       {"rule", fr.rule_name(s.rule).value_or("#" + std::to_string(s.rule))},
+                       {"rule_id", s.rule},
+                       {"checked", s.rule_tag.load(std::memory_order_relaxed) == g.fw.tag()},
+                       {"revoked", (fwf & nat::Session::kFwRevoked) != 0},
+                       {"tcp_tracked", (fwf & nat::Session::kFwTrack) != 0}};
       if (s.orig.proto == nat::kTcp)
         j["tcp_state"] = nat::tcp_state_name(static_cast<nat::TcpState>(s.tcp.load()));
       uint32_t seen = s.last_seen_s.load(std::memory_order_relaxed);
@@ -724,6 +785,73 @@ json ApiServer::nat_method(const std::string& method, const json& params, const 
                      {"capacity", p.capacity()}});
     });
     return {{"pools", out}};
+  }
+  refuse("unknown_method", "no method \"" + method + "\"");
+}
+
+// fw.* methods (docs/dataplane-api.md, "Firewall").
+json ApiServer::fw_method(const std::string& method, const json& params, const Generation& g) {
+  FwRuntime& fr = dp_.fw();
+  auto counters = [&](uint32_t id) {
+    RuleCounters c = fr.sum(id);
+    return json{{"packets", c.packets}, {"bytes", c.bytes}, {"sessions", c.sessions}};
+  };
+  if (method == "fw.zones.list") {
+    json zones = json::array();
+    zones.push_back({{"name", "management"}, {"kind", "management"}, {"implicit", true}});
+    // Implicit zones of the domains in use that no zone claims.
+    std::set<uint16_t> domains;
+    for (auto& p : g.state.ports())
+      if (!p.exception) domains.insert(p.domain);
+    for (auto& p : g.state.wg_peers()) domains.insert(p.domain);
+    for (auto& m : g.state.nat_mappings()) domains.insert(m.e.domain);
+    for (uint16_t d : domains)
+      if (g.fw.zone_live(implicit_zone(d)))
+        zones.push_back({{"name", implicit_zone_name(d)},
+                         {"kind", d == 0 ? "uplink" : "vdc"},
+                         {"implicit", true},
+                         {"domains", {d}}});
+    for (auto& z : g.state.fw_zones()) {
+      json j = fw_zone_json(z.e);
+      j["implicit"] = false;
+      j["origin"] = origin_name(z.origin);
+      zones.push_back(j);
+    }
+    return {{"zones", zones}, {"tag", g.fw.tag()}};
+  }
+  if (method == "fw.policies.list") {
+    std::string from = str_field(params, "from", "params", false);
+    std::string to = str_field(params, "to", "params", false);
+    json out = json::array();
+    for (auto& pe : g.state.fw_policies()) {
+      if ((!from.empty() && pe.e.from != from) || (!to.empty() && pe.e.to != to)) continue;
+      const FwPolicyView* pv = nullptr;
+      for (auto& [key, v] : g.fw.policies())
+        if (v.policy.from == pe.e.from && v.policy.to == pe.e.to) pv = &v;
+      json j = fw_policy_json(pe.e);
+      j["origin"] = origin_name(pe.origin);
+      if (pv) {
+        for (size_t i = 0; i < pv->rules.size(); ++i) {
+          j["rules"][i]["id"] = pv->rules[i].id;
+          j["rules"][i]["counters"] = counters(pv->rules[i].id);
+        }
+        j["default_counters"] = counters(pv->fallback.id);
+        j["acl_rules"] = pv->acl->acl_rules();
+        j["changed_tag"] = pv->changed_tag;
+      }
+      out.push_back(j);
+    }
+    if ((!from.empty() || !to.empty()) && out.empty())
+      refuse("not_found", "no fw_policy " + from + "->" + to);
+    return {{"policies", out},
+            {"builtin",
+             {{"accept", counters(kRuleBuiltinAccept)},
+              {"isolation", counters(kRuleBuiltinIsolation)}}},
+            {"tag", g.fw.tag()}};
+  }
+  if (method == "fw.log.list") {
+    uint64_t limit = uint_field(params, "limit", "params", 100, 1, 1000);
+    return {{"lines", fr.recent_log(limit)}};
   }
   refuse("unknown_method", "no method \"" + method + "\"");
 }

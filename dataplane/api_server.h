@@ -10,6 +10,10 @@
 #include <string>
 #include <thread>
 
+namespace tether::fw {
+class HostFirewall;
+}
+
 namespace tether::dp {
 
 class Dataplane;
@@ -17,7 +21,10 @@ struct Generation;
 
 class ApiServer {
  public:
-  ApiServer(Dataplane& dp, std::string path) : dp_(dp), path_(std::move(path)) {}
+  // `host` (may be nullptr) is the appliance's host firewall the
+  // host_firewall.* methods drive.
+  ApiServer(Dataplane& dp, std::string path, fw::HostFirewall* host = nullptr)
+      : dp_(dp), path_(std::move(path)), host_(host) {}
   ~ApiServer();
   bool start(std::string* error);
   void stop();
@@ -32,9 +39,12 @@ class ApiServer {
   nlohmann::json wg_peers_json(const Generation& g, const std::string& only_interface);
   nlohmann::json nat_method(const std::string& method, const nlohmann::json& params,
                             const Generation& g);
+  nlohmann::json fw_method(const std::string& method, const nlohmann::json& params,
+                           const Generation& g);
 
   Dataplane& dp_;
   std::string path_;
+  fw::HostFirewall* host_ = nullptr;
   int listen_fd_ = -1;
   int wake_fd_ = -1;
   std::thread thread_;

@@ -7,6 +7,8 @@
 #include <nlohmann/json.hpp>
 #include <stdexcept>
 
+#include "dataplane/fw_json.h"
+#include "dataplane/host_fw_json.h"
 #include "dataplane/nat_json.h"
 
 namespace tether::dp {
@@ -55,8 +57,9 @@ Ipv4Prefix parse_iface_address(const json& v, const std::string& where) {
 DataplaneConfig parse(const json& root) {
   if (!root.is_object()) fail("the configuration must be a JSON object");
   static const std::set<std::string> known = {
-      "api_socket", "eal_args", "lcores", "mbufs",     "ports",   "exception", "routes",
-      "neighbors",  "icmp",     "arp",    "wireguard", "testing", "nat",       "$comment"};
+      "api_socket", "eal_args",  "lcores",   "mbufs",        "ports",     "exception",
+      "routes",     "neighbors", "icmp",     "arp",          "wireguard", "testing",
+      "nat",        "$comment",  "firewall", "host_firewall"};
   for (auto& [k, _] : root.items())
     if (!known.count(k)) fail("unknown top-level key \"" + k + "\"");
 
@@ -223,6 +226,44 @@ DataplaneConfig parse(const json& root) {
       list("snat", [&](const json& j, const std::string& w) {
         c.nat.snat.push_back(parse_nat_snat(j, w));
       });
+    } catch (const std::invalid_argument& e) {
+      fail(e.what());
+    }
+  }
+  if (const json* f = field(root, "firewall")) {
+    if (!f->is_object()) fail("firewall must be an object");
+    static const std::set<std::string> fw_keys = {
+        "max_rules", "log_per_sec", "zones", "policies", "$comment", "tcp_window_tracking"};
+    for (auto& [k, _] : f->items())
+      if (!fw_keys.count(k)) fail("firewall: unknown key \"" + k + "\"");
+    c.firewall.max_rules =
+        get_uint<uint32_t>(*f, "max_rules", "firewall", c.firewall.max_rules, 64, 1u << 22);
+    c.firewall.log_per_sec =
+        get_uint<uint32_t>(*f, "log_per_sec", "firewall", c.firewall.log_per_sec, 0, 100000);
+    if (const json* t = field(*f, "tcp_window_tracking")) {
+      if (!t->is_boolean()) fail("firewall.tcp_window_tracking must be true or false");
+      c.firewall.tcp_window_tracking = t->get<bool>();
+    }
+    try {
+      for (const char* key : {"zones", "policies"}) {
+        const json* l = field(*f, key);
+        if (!l) continue;
+        if (!l->is_array()) fail(std::string("firewall.") + key + " must be a list");
+        for (size_t i = 0; i < l->size(); ++i) {
+          std::string w = std::string("firewall.") + key + "[" + std::to_string(i) + "]";
+          if (key == std::string("zones"))
+            c.firewall.zones.push_back(parse_fw_zone((*l)[i], w));
+          else
+            c.firewall.policies.push_back(parse_fw_policy((*l)[i], w));
+        }
+      }
+    } catch (const std::invalid_argument& e) {
+      fail(e.what());
+    }
+  }
+  if (const json* h = field(root, "host_firewall")) {
+    try {
+      c.host_firewall = parse_host_policy(*h, "host_firewall");
     } catch (const std::invalid_argument& e) {
       fail(e.what());
     }

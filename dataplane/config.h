@@ -8,6 +8,8 @@
 #include <vector>
 
 #include "common/net.h"
+#include "firewall/host_firewall.h"
+#include "firewall/rules.h"
 #include "nat/mapping.h"
 #include "nat/session.h"
 #include "tunnel/timers.h"
@@ -71,6 +73,19 @@ struct NatConfig {
   std::vector<nat::SnatEntry> snat;
 };
 
+// The firewall (docs/config.md, "firewall"): limits, logging, and zones and
+// policies applied at boot with origin "config".
+struct FirewallConfig {
+  uint32_t max_rules = 65536;  // rules with counters (stable ids) at once
+  uint32_t log_per_sec = 100;  // log lines per second per worker
+  // TCP sessions check flags, states and windows (firewall/tcp_track.h).
+  // Off only where a connection's two directions do not both pass the
+  // gateway (asymmetric routing) or in tests that send one side first.
+  bool tcp_window_tracking = true;
+  std::vector<fw::Zone> zones;
+  std::vector<fw::Policy> policies;
+};
+
 struct TestingConfig {
   bool clock_control = false;  // enables clock.advance in the API
   // NAT ports from the bottom of each pool up, not from a random place, so
@@ -92,6 +107,8 @@ struct DataplaneConfig {
   ArpConfig arp;
   WireguardConfig wireguard;
   NatConfig nat;
+  FirewallConfig firewall;
+  std::optional<fw::HostPolicy> host_firewall;  // the appliance's own (libnftables)
   TestingConfig testing;
 };
 

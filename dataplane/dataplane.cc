@@ -110,6 +110,9 @@ bool Dataplane::setup(std::string* error) {
     return false;
   }
   if (!nat_.setup(cfg_.nat, qsbr_, static_cast<unsigned>(workers_.size()), error)) return false;
+  if (!fw_.setup({cfg_.firewall.max_rules, cfg_.firewall.log_per_sec},
+                 static_cast<unsigned>(workers_.size()), error))
+    return false;
 
   // Enough mbufs for every descriptor, ring and per-lcore cache, or what the
   // config asks for if that is more.
@@ -176,6 +179,18 @@ bool Dataplane::setup(std::string* error) {
     c.nat_snat = cfg_.nat.snat[i];
     boot.emplace_back(c, "nat.snat[" + std::to_string(i) + "]");
   }
+  for (size_t i = 0; i < cfg_.firewall.zones.size(); ++i) {
+    Change c;
+    c.kind = Change::Kind::kFwZone;
+    c.fw_zone = cfg_.firewall.zones[i];
+    boot.emplace_back(c, "firewall.zones[" + std::to_string(i) + "]");
+  }
+  for (size_t i = 0; i < cfg_.firewall.policies.size(); ++i) {
+    Change c;
+    c.kind = Change::Kind::kFwPolicy;
+    c.fw_policy = cfg_.firewall.policies[i];
+    boot.emplace_back(c, "firewall.policies[" + std::to_string(i) + "]");
+  }
   for (auto& [c, where] : boot)
     if (auto err = state.apply(c, Origin::kConfig)) {
       *error = "config " + where + ": " + *err;
@@ -184,7 +199,7 @@ bool Dataplane::setup(std::string* error) {
   std::unique_ptr<Generation> g;
   {
     std::lock_guard wl(wg_.mutex());
-    g = build_generation(state, nullptr, 1, neighbors_, error, &wg_, &nat_);
+    g = build_generation(state, nullptr, 1, neighbors_, error, &wg_, &nat_, &fw_);
   }
   if (!g) return false;
   {
@@ -395,7 +410,7 @@ Dataplane::ApplyResult Dataplane::apply_changes(const std::vector<Change>& chang
   }
   std::string err;
   std::unique_lock wl(wg_.mutex());
-  auto g = build_generation(next, live_.get(), live_->id + 1, neighbors_, &err, &wg_, &nat_);
+  auto g = build_generation(next, live_.get(), live_->id + 1, neighbors_, &err, &wg_, &nat_, &fw_);
   if (!g) {
     wg_.collect(*live_, qsbr_);  // whatever the failed build created
     r.code = "internal";
@@ -430,6 +445,7 @@ Dataplane::ApplyResult Dataplane::apply_changes(const std::vector<Change>& chang
   std::vector<std::string> names;
   for (auto& m : live_->state.nat_mappings()) names.push_back(m.e.name);
   nat_.forget_except(names);
+  fw_.forget_except(live_->fw);
   if (!moved.empty()) r.rekeyed = rekey_sessions(moved);
   // Peers and interfaces the new generation dropped stop now: their keys
   // leave the index table, and their memory goes after a grace period.

@@ -74,6 +74,7 @@ class Dataplane {
   rte_ring* handshake_ring() { return handshake_; }
   WgRuntime& wg() { return wg_; }
   NatRuntime& nat() { return nat_; }
+  FwRuntime& fw() { return fw_; }
 
   // The dataplane's clock in milliseconds: monotonic, plus whatever tests
   // advanced it by (clock.advance, with testing.clock_control). Any thread.
@@ -104,6 +105,7 @@ class Dataplane {
   rte_rcu_qsbr* qsbr_ = nullptr;
   WgRuntime wg_;
   NatRuntime nat_;
+  FwRuntime fw_;
   uint64_t cycles_per_ms_ = 1;
   std::atomic<uint64_t> clock_offset_ms_{0};
   NeighborTable neighbors_;

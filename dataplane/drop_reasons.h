@@ -64,6 +64,13 @@ namespace tether::dp {
   X(nat_unsupported, "protocol or ICMP type a whole-address mapping cannot translate")       \
   X(nat_fragment_timeout, "later fragment whose first fragment never came")                  \
   X(nat_fragment_hold_full, "too many later fragments waiting for their first")              \
+  X(fw_denied, "a firewall rule or a policy's default dropped a flow's first packet")        \
+  X(fw_isolation, "first packet between two VDCs that no policy joins (isolation)")          \
+  X(fw_rejected, "a firewall rule rejected it (answered with a TCP reset or ICMP)")          \
+  X(fw_revoked, "packet of a session that a policy change no longer accepts")                \
+  X(fw_tcp_not_syn, "first TCP packet of a flow is not a SYN")                               \
+  X(fw_tcp_invalid, "TCP flags impossible, or not allowed in the connection's state")        \
+  X(fw_tcp_out_of_window, "TCP sequence or acknowledgment outside the connection's windows") \
   X(shutdown, "freed while shutting down")
 
 #define TETHER_EVENTS(X)                                                 \
@@ -100,7 +107,13 @@ namespace tether::dp {
   X(nat_fragments_followed, "later fragments translated like the first") \
   X(nat_fragments_held, "later fragments that waited for their first")   \
   X(nat_mss_clamped, "TCP SYNs whose MSS was lowered to the tunnel's")   \
-  X(nat_sessions_rekeyed, "NAT sessions moved to a rewritten address")
+  X(nat_sessions_rekeyed, "NAT sessions moved to a rewritten address")   \
+  X(fw_sessions_created, "sessions made that only filter (no NAT)")      \
+  X(fw_rechecked, "sessions re-checked after a policy change")           \
+  X(fw_sessions_revoked, "sessions a policy change no longer accepts")   \
+  X(fw_logged, "firewall log records queued")                            \
+  X(fw_log_suppressed, "firewall log records over the rate, not logged") \
+  X(fw_resets_sent, "TCP resets sent for rejected flows")
 
 enum class Drop : uint8_t {
 #define X(name, text) name,

@@ -87,7 +87,11 @@ int serve(const tether::dp::DataplaneConfig& cfg) {
     kernel.sync(*dp.current());
     dp.on_publish([&kernel](const tether::dp::Generation& g) { kernel.sync(g); });
   }
-  tether::dp::ApiServer api(dp, cfg.api_socket);
+  // The appliance's own kernel side (docs/decisions/007-firewall.md).
+  tether::fw::HostFirewall host_firewall;
+  if (cfg.host_firewall && !host_firewall.apply(*cfg.host_firewall, &error))
+    return give_up("config host_firewall: " + error);
+  tether::dp::ApiServer api(dp, cfg.api_socket, &host_firewall);
   if (!api.start(&error)) return give_up(error);
   TLOG(INFO, "running: %zu port(s), %zu worker(s), API on %s", cfg.ports.size(),
        cfg.worker_lcores.size(), cfg.api_socket.c_str());

@@ -33,6 +33,7 @@ void Service::nat_poll(const Generation&) {
               .compare_exchange_strong(zero, NatRuntime::kDead, std::memory_order_acq_rel);
         }
         if (now.nat.mapping_stale(s.mapping, s.mapping_tag)) return true;
+        if (s.fw.load(std::memory_order_relaxed) & nat::Session::kFwRevoked) return true;
         uint32_t seen = s.last_seen_s.load(std::memory_order_relaxed);
         auto st = static_cast<nat::TcpState>(s.tcp.load(std::memory_order_relaxed));
         return now_s > seen && now_s - seen > nat::idle_timeout(s.orig.proto, st, t);

@@ -27,6 +27,7 @@ enum class Punt : uint8_t {
   kWgHandshake,  // WireGuard initiation, response or cookie reply (handshake ring)
   kWgStage,      // inner packet for WireGuard peer `nexthop` that has no usable session
   kWgFragment,   // inner packet for WireGuard peer `nexthop` to fragment to `mtu` first
+  kReject,       // a firewall rule rejects it: answer with a TCP reset or ICMP unreachable
 };
 
 struct PacketMeta {

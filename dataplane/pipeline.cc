@@ -400,10 +400,12 @@ void route_ipv4(Dataplane& dp, Worker& w, const Generation& g, const Origin4& o,
     src[n++] = src[k];
   }
   if (!n) return;
-  if (!g.nat.enabled()) return route_dst(dp, w, g, o, ip4, dst, n, out, now);
+  if (!g.sessions_on()) return route_dst(dp, w, g, o, ip4, dst, n, out, now);
 
   NatResult res[kBurst];
-  nat_burst(dp, w, g, o.domain, ip4, dst, src, n, res, now);
+  uint16_t from_zone = o.from_peer ? g.fw.zone_of_iface(o.from_peer->iface->id, o.domain)
+                                   : g.fw.zone_of_port(o.in_port);
+  nat_burst(dp, w, g, o.domain, from_zone, ip4, dst, src, n, res, now);
   uint16_t pdom[kBurst];
   bool ptr[kBurst];
   uint16_t m = 0;
@@ -416,6 +418,11 @@ void route_ipv4(Dataplane& dp, Worker& w, const Generation& g, const Origin4& o,
         continue;
       case NatVerdict::kHeld:
         meta(ip4[k])->in_port = o.in_port;
+        continue;
+      case NatVerdict::kReject:  // the service answers for the rule
+        c.drop(res[k].drop);
+        set_punt(ip4[k], Punt::kReject, o.in_port, o.domain);
+        out.punt[out.npunt++] = ip4[k];
         continue;
       case NatVerdict::kRoute:
         break;
@@ -516,7 +523,7 @@ void forward_burst(Dataplane& dp, Worker& w, const Generation& g, uint16_t in_po
   LcoreCounters& c = *w.counters;
   const PortView& in = g.ports[in_port];
   Sink out;
-  uint64_t now = g.wg_listen.empty() && g.wg_peers.empty() && !g.nat.enabled() ? 0 : dp.now_ms();
+  uint64_t now = g.wg_listen.empty() && g.wg_peers.empty() && !g.sessions_on() ? 0 : dp.now_ms();
 
   // Pass 1: parse and validate.
   rte_mbuf* ip4[kBurst];
@@ -552,13 +559,18 @@ void release_fragments(Dataplane& dp, Worker& w, const Generation& g) {
   LcoreCounters& c = *w.counters;
   rte_mbuf* ready[nat::FragmentCache::kHeld];
   rte_mbuf* expired[nat::FragmentCache::kHeld];
+  rte_mbuf* dropped[nat::FragmentCache::kHeld];
   uint16_t domain[nat::FragmentCache::kHeld];
   uint32_t dst[nat::FragmentCache::kHeld];
-  uint16_t nready = 0, nexpired = 0;
-  nat_drain(w, dp.now_ms(), ready, domain, dst, &nready, expired, &nexpired);
+  uint16_t nready = 0, nexpired = 0, ndropped = 0;
+  nat_drain(w, dp.now_ms(), ready, domain, dst, &nready, expired, &nexpired, dropped, &ndropped);
   if (nexpired) {
     c.drop(Drop::nat_fragment_timeout, nexpired);
     rte_pktmbuf_free_bulk(expired, nexpired);
+  }
+  if (ndropped) {
+    c.drop(Drop::fw_denied, ndropped);
+    rte_pktmbuf_free_bulk(dropped, ndropped);
   }
   for (uint16_t i = 0; i < nready;) {
     // Runs of one domain, at most a burst each.

@@ -105,6 +105,7 @@ unsigned Service::poll_once() {
   if (now - last_timer_ms_ >= 10) {
     timers(g);
     nat_poll(g);
+    fw_poll(g);
     last_timer_ms_ = now;
   }
   dp_.nat().sessions().reclaim();
@@ -128,6 +129,8 @@ void Service::handle(const Generation& g, rte_mbuf* m) {
       return icmp_error(g, m, 3, 4, md->mtu);  // RFC 1191
     case Punt::kFragment:
       return fragment(g, m);
+    case Punt::kReject:
+      return fw_reject(g, m);
     case Punt::kWgStage:
     case Punt::kWgFragment:
     case Punt::kWgHandshake:

@@ -64,6 +64,12 @@ class Service {
   // translated (it is addressed to our gateway address); the domain to
   // route it in, or nullopt when no session matches.
   std::optional<uint16_t> nat_translate_error(const Generation& g, rte_mbuf* e, uint16_t domain);
+  // A packet a firewall rule rejects: a TCP reset (RFC 9293 §3.10.7.1) for
+  // TCP, ICMP communication administratively prohibited (RFC 1812 §5.2.7.1)
+  // otherwise; rate-limited like ICMP errors (dataplane/fw_service.cc).
+  void fw_reject(const Generation& g, rte_mbuf* m);
+  // Writes the workers' firewall log records to the log.
+  void fw_poll(const Generation& g);
   void wg_handshake(const Generation& g, rte_mbuf* m, bool under_load, uint64_t now);
   void wg_initiation(const Generation& g, WgInterface* iface, const uint8_t* msg, uint64_t src,
                      uint64_t now);

@@ -73,6 +73,10 @@ std::optional<std::string> ControlState::apply(const Change& c, Origin origin) {
       return apply_nat_snat(c, origin);
     case Change::Kind::kNatRewrite:
       return apply_nat_rewrite(c, origin);
+    case Change::Kind::kFwZone:
+      return apply_fw_zone(c, origin);
+    case Change::Kind::kFwPolicy:
+      return apply_fw_policy(c, origin);
   }
   return "unknown change kind";
 }
@@ -220,6 +224,10 @@ std::optional<std::string> ControlState::apply_wg_interface(const Change& c, Ori
   if (!c.add) {
     for (auto& p : wg_peers_)
       if (p.interface == e.name) return what + ": still has peers; delete them first";
+    for (auto& z : fw_zones_)
+      for (auto& w : z.e.wg_interfaces)
+        if (w == e.name)
+          return what + ": zone \"" + z.e.name + "\" names it; change the zone first";
     wg_interfaces_.erase(it);
     return std::nullopt;
   }
@@ -433,7 +441,8 @@ std::shared_ptr<DomainTable> build_domain(uint16_t domain, std::vector<DomainEnt
 
 std::unique_ptr<Generation> build_generation(const ControlState& state, const Generation* prev,
                                              uint64_t id, NeighborTable& neighbors,
-                                             std::string* error, WgRuntime* wg, NatRuntime* nat) {
+                                             std::string* error, WgRuntime* wg, NatRuntime* nat,
+                                             FwRuntime* fw) {
   auto g = std::make_unique<Generation>();
   g->id = id;
   g->state = state;
@@ -500,6 +509,8 @@ std::unique_ptr<Generation> build_generation(const ControlState& state, const Ge
   }
   for (auto& a : state.addresses()) g->ports[a.port].addresses.push_back(a.addr);
   if (nat && !build_nat_view(state, *nat, &g->nat, error)) return nullptr;
+  if (fw && !build_fw_view(state, prev ? &prev->fw : nullptr, *fw, g->wg_interfaces, &g->fw, error))
+    return nullptr;
   return g;
 }
 

@@ -22,7 +22,9 @@
 #include <vector>
 
 #include "common/net.h"
+#include "dataplane/fw_runtime.h"
 #include "dataplane/neighbor_table.h"
+#include "firewall/rules.h"
 #include "nat/mapping.h"
 #include "tunnel/crypto.h"
 
@@ -106,9 +108,11 @@ struct Change {
     kNatGateway,
     kNatSnat,
     kNatRewrite,
+    kFwZone,
+    kFwPolicy,
   } kind = Kind::kRoute;
   bool add = true;
-  bool update = false;  // wg_interface / wg_peer / nat_mapping: replace the existing entry
+  bool update = false;  // wg_interface / wg_peer / nat_mapping / fw_*: replace the existing entry
   std::string port;     // name; may be empty for a route with `via`
   uint16_t domain = 0;
   Ipv4Prefix prefix;  // address (host bits kept) or route prefix
@@ -124,6 +128,8 @@ struct Change {
     uint16_t domain = 0;
     Ipv4 from = 0, to = 0;
   } nat_rewrite;
+  fw::Zone fw_zone;      // kFwZone (del: name only)
+  fw::Policy fw_policy;  // kFwPolicy (del: from and to only)
 };
 
 // Entries carry their origin like the other kinds.
@@ -141,6 +147,17 @@ struct NatSnat {
   nat::SnatEntry e;
   Origin origin = Origin::kConfig;
   bool operator==(const NatSnat&) const = default;
+};
+
+struct FwZoneEntry {
+  fw::Zone e;
+  Origin origin = Origin::kConfig;
+  bool operator==(const FwZoneEntry&) const = default;
+};
+struct FwPolicyEntry {
+  fw::Policy e;
+  Origin origin = Origin::kConfig;
+  bool operator==(const FwPolicyEntry&) const = default;
 };
 
 class ControlState {
@@ -161,6 +178,12 @@ class ControlState {
   const std::vector<NatGateway>& nat_gateways() const { return nat_gateways_; }
   const std::vector<NatSnat>& nat_snats() const { return nat_snats_; }
   const NatMapping* nat_mapping(const std::string& name) const;
+  const std::vector<FwZoneEntry>& fw_zones() const { return fw_zones_; }
+  const std::vector<FwPolicyEntry>& fw_policies() const { return fw_policies_; }
+  const FwZoneEntry* fw_zone(const std::string& name) const;
+  // Whether `name` names a zone a policy may use: an explicit zone, the
+  // management zone, or the implicit zone of a domain no explicit zone claims.
+  bool fw_zone_exists(const std::string& name) const;
   const NatGateway* nat_gateway(uint16_t domain) const;
   // An own address (of a port) in `domain`.
   bool is_own_address(uint16_t domain, Ipv4 a) const;
@@ -184,6 +207,8 @@ class ControlState {
   std::optional<std::string> apply_nat_gateway(const Change& c, Origin origin);
   std::optional<std::string> apply_nat_snat(const Change& c, Origin origin);
   std::optional<std::string> apply_nat_rewrite(const Change& c, Origin origin);
+  std::optional<std::string> apply_fw_zone(const Change& c, Origin origin);
+  std::optional<std::string> apply_fw_policy(const Change& c, Origin origin);
   const AddressEntry* connected_for(uint16_t domain, Ipv4 ip, int port = -1) const;
 
   std::vector<PortInfo> ports_;
@@ -195,6 +220,8 @@ class ControlState {
   std::vector<NatMapping> nat_mappings_;
   std::vector<NatGateway> nat_gateways_;
   std::vector<NatSnat> nat_snats_;
+  std::vector<FwZoneEntry> fw_zones_;
+  std::vector<FwPolicyEntry> fw_policies_;
 };
 
 // kTunnel: encrypt to WireGuard peer `peer` (an allowed prefix of it).
@@ -268,6 +295,9 @@ struct Generation {
   std::vector<WgPeer*> wg_peers;  // by WgPeer::id; nullptr: not in this generation
   std::vector<WgInterface*> wg_interfaces;
   nat::NatView nat;
+  FwView fw;
+  // Whether workers run the session stage (NAT and the firewall).
+  bool sessions_on() const { return nat.enabled() || fw.configured(); }
 
   bool wg_peer_live(const WgPeer* p, uint32_t id) const {
     return id < wg_peers.size() && wg_peers[id] == p;
@@ -294,11 +324,12 @@ struct Generation {
 // Fails (with a message) only when DPDK memory runs out.
 // WireGuard interfaces and peers get their runtime objects from `wg` (under
 // its mutex, held by the caller); nullptr when there are none to build.
-// NAT mappings get stable ids and port pools from `nat` (nullptr: NAT off).
+// NAT mappings get stable ids and port pools from `nat` (nullptr: NAT off);
+// firewall zones, policies and rules ids and tags from `fw` (nullptr: off).
 std::unique_ptr<Generation> build_generation(const ControlState& state, const Generation* prev,
                                              uint64_t id, NeighborTable& neighbors,
                                              std::string* error, WgRuntime* wg = nullptr,
-                                             NatRuntime* nat = nullptr);
+                                             NatRuntime* nat = nullptr, FwRuntime* fw = nullptr);
 
 // Fills the NAT view of a generation (ids and pools from `rt`).
 bool build_nat_view(const ControlState& state, NatRuntime& rt, nat::NatView* v, std::string* error);

@@ -22,6 +22,9 @@ class FragmentCache {
   static constexpr uint32_t kHeld = 64;        // later fragments waiting for their first
   static constexpr uint64_t kRecordMs = 2000;  // a datagram's fragments arrive within this
   static constexpr uint64_t kHoldMs = 100;     // a held fragment waits at most this
+  // A record whose rewrite has this domain says the first fragment was
+  // dropped (by the firewall): later fragments go too.
+  static constexpr uint16_t kDropped = UINT16_MAX;
 
   // A first fragment was rewritten with `rw`: later fragments with `key`
   // (fragment_key() of the first, before rewriting) get the same addresses.

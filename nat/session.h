@@ -1,6 +1,8 @@
-// The session table shared by NAT and (later) the firewall (design idea 7):
-// every session is one 64-byte record found under two keys, its original and
-// its reply direction (nat/flow.h), in one rte_hash.
+// The session table shared by NAT and the firewall (design idea 7): every
+// session is one 128-byte record found under two keys, its original and its
+// reply direction (nat/flow.h), in one rte_hash. The first cache line holds
+// what every packet of the session reads; the second what only TCP segments
+// (the firewall's window state) and the sweeper read.
 //
 // Concurrency (docs/decisions/006-nat.md):
 // - Workers look up in bulk without locks (RTE_HASH_EXTRA_FLAGS_RW_CONCURRENCY_LF).
@@ -20,6 +22,7 @@
 #pragma once
 
 #include <atomic>
+#include <cstddef>
 #include <cstdint>
 #include <functional>
 #include <memory>
@@ -66,18 +69,28 @@ struct alignas(64) Session {
   static constexpr uint32_t kNoMapping = UINT32_MAX;
   static constexpr uint32_t kNoPool = UINT32_MAX;
 
+  // --- first cache line: read by every packet ---
   FlowKey orig;                          // the first packet's key, as it arrived
   FlowKey reply;                         // the replies' key, as they arrive
   uint32_t mapping = kNoMapping;         // static mapping that made it (counters, liveness)
   uint32_t mapping_tag = 0;              // that mapping's tag when the session was made
-  uint32_t pool = kNoPool;               // PortPools id the reply side's port came from
   std::atomic<uint32_t> last_seen_s{0};  // session clock (seconds), stored by workers
-  std::atomic<uint32_t> created_s{0};
+  uint32_t rule = 0;                     // firewall: the stable id of the rule that accepted it
+  std::atomic<uint32_t> rule_tag{0};     // firewall: the policy tag that verdict was made under
+  uint16_t from_zone = 0;                // firewall: the zones it was classified between
+  uint16_t to_zone = 0;
   std::atomic<uint8_t> tcp{0};  // TcpState
   uint8_t flags = 0;            // kDynamic...
-  uint16_t pool_port = 0;       // the port claimed from `pool`
-  uint32_t rule = 0;            // firewall: the rule that accepted the flow (issue 6)
-  uint32_t rule_tag = 0;        // firewall: the policy generation of that verdict
+  std::atomic<uint8_t> fw{0};   // firewall flags: kFwTrack...
+  uint8_t pad0 = 0;
+  uint32_t pool = kNoPool;  // PortPools id the reply side's port came from
+
+  // --- second cache line: TCP segments and the sweeper ---
+  // The firewall's TCP window state (firewall/tcp_track.h's TcpWindow, made
+  // there with placement new): opaque to the session table.
+  alignas(8) unsigned char tcp_window[32] = {};
+  std::atomic<uint32_t> created_s{0};
+  uint16_t pool_port = 0;  // the port claimed from `pool`
 
   static constexpr uint8_t kDynamic = 1;  // made by a source-NAT rule, not a mapping
   static constexpr uint8_t kRekeyed = 2;  // its reply key was rewritten (a workload moved)
@@ -87,8 +100,16 @@ struct alignas(64) Session {
   // mapping_tag (it has no mapping), so it gives back a reference, not a port.
   static constexpr uint8_t kBinding = 4;
   static constexpr uint8_t kBound = 8;
+  static constexpr uint8_t kTranslated = 16;  // NAT rewrites its packets (else it only filters)
+
+  // Firewall flags (`fw`).
+  static constexpr uint8_t kFwTrack =
+      1;  // TCP window tracking on (both directions pass the pipeline)
+  static constexpr uint8_t kFwRevoked =
+      2;  // a policy change refused it: dropped, ended by the sweeper
 };
-static_assert(sizeof(Session) == 64);
+static_assert(sizeof(Session) == 128);
+static_assert(offsetof(Session, tcp_window) == 64);
 
 class SessionTable {
  public:

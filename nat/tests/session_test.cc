@@ -503,7 +503,9 @@ TEST(SessionTable, MillionSessionTableFitsAndItsFootprint) {
       static_cast<double>(after.heap_allocsz_bytes - before.heap_allocsz_bytes) / (1u << 20);
   std::printf("[          ] 2^20 sessions: %.1f MiB, %.1f bytes per session\n",
               per * (1u << 20) / (1 << 20), per);
-  EXPECT_LT(per, 256.0);
+  // A 128-byte record (the firewall's TCP windows take its second line),
+  // two keys of rte_hash's, the free-index ring and the liveness flags.
+  EXPECT_LT(per, 288.0);
   uint32_t idx = 0;
   EXPECT_EQ(insert(*t, 1, &idx), SessionTable::Insert::kOk);
 }
