@@ -80,7 +80,8 @@ bool first_segment_ok(uint8_t flags);
 // Checks a segment of an established session from the original side
 // (from_orig) or the reply side, in connection state `state` (the state
 // before this segment, nat::TcpState), and on kOk updates the window state.
-// On any other verdict the state is unchanged. Then:
+// On any other verdict the state is unchanged. Besides the checks
+// (tcp_track.cc, (I) to (IV)):
 // - A bare SYN from the original side is always kOk: in kNone, kSynSent,
 //   kClosing and kClosed it starts the window state over (tcp_start: a
 //   retransmitted SYN or the port reused, and nat::tcp_next moves the

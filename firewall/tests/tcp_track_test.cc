@@ -269,6 +269,9 @@ TEST(TcpTrack, BeyondTheWindow) {
   EXPECT_EQ(c.send(kOrig, seg(a + 1001, b + 1, kFin | kAck, 65535)), kOk);
   EXPECT_EQ(c.send(kOrig, seg(a + 1002, b + 1, kAck, 65535)), kOk);  // the ACK after it
   EXPECT_EQ(c.send(kOrig, seg(a + 1002, b + 1, kFin | kAck, 65535)), kOutOfWindow);
+  // A RST at the sender's next number, past the window after that FIN.
+  EXPECT_EQ(c.send(kOrig, seg(a + 1003, 0, kRst, 0)), kOutOfWindow);
+  EXPECT_EQ(c.send(kOrig, seg(a + 1002, 0, kRst, 0)), kOk);
 
   // A zero window: one byte (a window probe) and no more.
   Conn z = handshake(a, b, -1, -1, 65535, 1000, 65535);
@@ -514,6 +517,18 @@ TEST(TcpTrack, InvalidForTheState) {
     EXPECT_EQ(tcp_track(c.w, TcpState::kSynSent, false, seg(b, a + 1, kSyn | kAck, 65535)), kOk);
     EXPECT_EQ(tcp_track(c.w, TcpState::kEstablished, false, seg(b + 1, a + 1, kAck, 65535)), kOk);
   }
+}
+
+// A server may send right after its SYN-ACK (TCP Fast Open, RFC 7413 §4.2):
+// within the window of the client's SYN.
+TEST(TcpTrack, ReplyDataBeforeTheFinalAck) {
+  const uint32_t a = 10, b = 20;
+  Conn c;
+  c.start(seg(a, 0, kSyn, 5000, 100, 7));
+  ASSERT_EQ(c.send(kReply, seg(b, a + 101, kSyn | kAck, 65535, 0, 7)), kOk);
+  EXPECT_EQ(c.send(kReply, seg(b + 1, a + 101, kAck | kPsh, 65535, 5000)), kOk);
+  EXPECT_EQ(c.send(kReply, seg(b + 5001, a + 101, kAck | kPsh, 65535, 1)), kOutOfWindow);
+  EXPECT_EQ(c.st, TcpState::kSynReceived);
 }
 
 TEST(TcpTrack, SimultaneousOpen) {
