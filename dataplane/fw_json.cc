@@ -93,7 +93,7 @@ fw::Rule parse_fw_rule(const json& j, const std::string& where) {
   r.dst = prefixes_of(j, "dst", where);
   auto pr = j.find("protocol");
   if (pr != j.end() && !pr->is_null()) {
-    if (pr->is_number_unsigned() && pr->get<uint64_t>() <= 255) {
+    if (pr->is_number_integer() && pr->get<int64_t>() >= 0 && pr->get<int64_t>() <= 255) {
       r.proto = pr->get<uint8_t>();
     } else if (pr->is_string()) {
       std::string p = pr->get<std::string>();
@@ -112,7 +112,7 @@ fw::Rule parse_fw_rule(const json& j, const std::string& where) {
   for (const char* key : {"sport", "dport"}) {
     auto it = j.find(key);
     if (it == j.end() || it->is_null()) continue;
-    std::string text = it->is_number_unsigned() ? std::to_string(it->get<uint64_t>())
+    std::string text = it->is_number_integer() ? std::to_string(it->get<int64_t>())
                        : it->is_string()        ? it->get<std::string>()
                                                 : std::string("?");
     if (text == "?") bad(where + ": " + key + " must be like \"80,443,8000-8100\"");
@@ -184,7 +184,7 @@ fw::Zone parse_fw_zone(const json& j, const std::string& where, bool name_only) 
   if (d != j.end() && !d->is_null()) {
     if (!d->is_array()) bad(where + ": domains must be a list of domain numbers");
     for (auto& x : *d) {
-      if (!x.is_number_unsigned() || x.get<uint64_t>() > 4095)
+      if (!x.is_number_integer() || x.get<int64_t>() < 0 || x.get<int64_t>() > 4095)
         bad(where + ": domains must be numbers 0-4095");
       z.domains.push_back(x.get<uint16_t>());
     }
