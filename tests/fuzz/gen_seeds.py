@@ -59,6 +59,19 @@ seeds = {
     "nat_icmp_error": (1, Ether(dst=LAN) / IP(src="10.0.2.9", dst="10.0.2.1") /
                        ICMP(type=3, code=4) / IP(src="10.0.2.1", dst="10.0.2.5") /
                        TCP(sport=1024, dport=3389, flags="S")),
+    # Firewall: uplink -> lan rejects tcp 23 and udp 69, accepts tcp 1-5000
+    # and udp; uplink -> management rejects tcp 22.
+    "fw_reject_tcp": (0, up(IP(src="10.0.1.2", dst="10.0.2.5") / TCP(sport=40001, dport=23,
+                                                                       flags="S", seq=7))),
+    "fw_reject_udp": (0, up(IP(src="10.0.1.2", dst="10.0.2.5") / UDP(sport=40002, dport=69) /
+                            b"r")),
+    "fw_reject_mgmt": (0, up(IP(src="10.0.1.2", dst="10.0.1.1") / TCP(sport=40003, dport=22,
+                                                                        flags="S"))),
+    "fw_accept_tcp": (0, up(IP(src="10.0.1.2", dst="10.0.2.5") / TCP(sport=40004, dport=80,
+                                                                       flags="S", seq=1,
+                                                                       options=[("WScale", 7)]))),
+    "fw_ack_first": (0, up(IP(src="10.0.1.2", dst="10.0.2.5") / TCP(sport=40005, dport=80,
+                                                                      flags="A"))),
 }
 for name, (port, pkt) in seeds.items():
     with open(os.path.join(out, name), "wb") as f:

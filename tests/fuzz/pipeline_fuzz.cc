@@ -5,6 +5,10 @@
 // every mbuf must be back in the pool except those legitimately waiting for
 // ARP resolution; anything else aborts (a leak), as does any crash.
 //
+// The firewall is on (a zone for the lan port, policies with accept,
+// reject and log rules), so inputs also reach classification, TCP tracking,
+// resets and the log ring.
+//
 // Input: byte 0 selects the ingress port (even: uplink, odd: lan); the rest
 // is the Ethernet frame.
 #include <rte_bus_vdev.h>
@@ -50,7 +54,18 @@ constexpr const char* kConfig = R"({
                        {"name": "range", "public": "10.0.1.1", "protocol": "udp",
                         "ports": "5000-5099", "domain": 0, "inner": "10.0.2.6", "inner_port": 6000},
                        {"name": "whole", "public": "10.0.1.7", "protocol": "any", "domain": 0,
-                        "inner": "10.0.2.7"}]}
+                        "inner": "10.0.2.7"}]},
+  "firewall": {"log_per_sec": 1000,
+               "zones": [{"name": "lan", "ports": ["lan"]}],
+               "policies": [{"from": "uplink", "to": "lan", "default": "drop",
+                             "rules": [{"protocol": "tcp", "dport": "23", "action": "reject", "log": true},
+                                       {"protocol": "udp", "dport": "69", "action": "reject"},
+                                       {"protocol": "tcp", "dport": "1-5000", "action": "accept"},
+                                       {"protocol": "udp", "action": "accept", "log": true},
+                                       {"protocol": "icmp", "icmp": ["8", "3"], "action": "accept"},
+                                       {"src": ["10.0.1.128/25"], "action": "accept"}]},
+                            {"from": "uplink", "to": "management", "default": "accept",
+                             "rules": [{"protocol": "tcp", "dport": "22", "action": "reject"}]}]}
 })";
 
 Dataplane* g_dp = nullptr;
