@@ -483,7 +483,13 @@ void nat_burst(Dataplane& dp, Worker& w, const Generation& g, uint16_t domain, u
     if (jb.to_zone == kZoneManagement && !xlate) {
       // To the appliance itself: judged packet by packet (its replies come
       // from the kernel through the service thread, not through a session);
-      // the host firewall tracks the connections.
+      // the host firewall tracks the connections. A TCP segment other than
+      // a connection attempt belongs to one (the appliance's own, or one the
+      // policy let open): the kernel's connection tracking judges it.
+      if (proto == nat::kTcp && !syn) {
+        pass(i);
+        return;
+      }
       judge_alone(i, proto, proto == nat::kIcmp ? ip[20] : 0, proto == nat::kIcmp ? ip[21] : 0);
       return;
     }

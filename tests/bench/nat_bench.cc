@@ -112,9 +112,6 @@ constexpr Ipv4 kPublic = ip4(198, 51, 100, 1);
 constexpr Ipv4 kClients = ip4(100, 64, 0, 0);   // the main flows' clients, 4 flows each
 constexpr Ipv4 kRClients = ip4(100, 96, 0, 0);  // the rewrite flows' clients
 constexpr uint16_t kEth = sizeof(rte_ether_hdr);
-constexpr uint16_t kFrame = 64;             // bytes, no FCS
-constexpr uint16_t kIpLen = kFrame - kEth;  // 50: IPv4 + TCP + 10 or IPv4 + UDP + 22
-constexpr unsigned kBatch = 256;            // packets built, then timed, per step
 constexpr unsigned kVerify = 16;
 constexpr uint16_t kRDomain = 100;
 constexpr uint16_t kQDomain = 1;
@@ -123,7 +120,10 @@ constexpr uint16_t kRPortBase = 20000, kQPortBase = 30000;
 constexpr uint16_t kInnerTcpPort = 443, kInnerUdpPort = 4433;
 constexpr Ipv4 kRFrom = ip4(172, 20, 0, 1), kRTo = ip4(172, 21, 0, 1);  // + j
 constexpr Ipv4 kQFrom = ip4(172, 22, 0, 1), kQTo = ip4(172, 23, 0, 1);
-constexpr uint8_t kTcpSyn = 0x02, kTcpAck = 0x10;
+// TCP handshakes the firewall's window tracking accepts: the client's SYN
+// at kClientIsn, the workload's SYN-ACK at kServerIsn, then every segment
+// from the client at kClientIsn + 1 acknowledging kServerIsn + 1.
+constexpr uint32_t kClientIsn = 1, kServerIsn = 77;
 
 struct Options {
   std::string side;
@@ -143,35 +143,8 @@ struct Options {
   std::vector<std::string> eal;
 };
 
-std::string ipstr(Ipv4 a) {
-  return fmt("%u.%u.%u.%u", a >> 24, (a >> 16) & 255, (a >> 8) & 255, a & 255);
-}
-
-std::string json_list(const std::vector<double>& v, const char* f = "%.6g") {
-  std::string s = "[";
-  for (size_t i = 0; i < v.size(); ++i) s += (i ? ", " : "") + fmt(f, v[i]);
-  return s + "]";
-}
-
-std::string json_strings(const std::vector<std::string>& v) {
-  std::string s = "[";
-  for (size_t i = 0; i < v.size(); ++i) {
-    std::string esc;
-    for (char c : v[i]) esc += c == '"' || c == '\\' ? std::string("\\") + c : std::string(1, c);
-    s += (i ? ", \"" : "\"") + esc + "\"";
-  }
-  return s + "]";
-}
-
 // --- addresses of the topology ---
 
-rte_ether_addr mac_of(uint8_t a, uint8_t b, uint8_t c, uint8_t d) {
-  return rte_ether_addr{{2, 0, a, b, c, d}};
-}
-std::string mac_str(const rte_ether_addr& m) {
-  const uint8_t* b = m.addr_bytes;
-  return fmt("%02x:%02x:%02x:%02x:%02x:%02x", b[0], b[1], b[2], b[3], b[4], b[5]);
-}
 const rte_ether_addr kUplinkMac = mac_of(0, 0, 0, 1);
 const rte_ether_addr kRouterMac = mac_of(0, 0, 0, 2);
 rte_ether_addr vdc_mac(unsigned k) { return mac_of(1, 0, uint8_t(k), 1); }
@@ -197,82 +170,11 @@ struct Flow {
 
 // --- frames ---
 
-// A 64-byte Ethernet/IPv4/TCP or UDP frame, every checksum real, TTL 64, DF.
-void write_frame(uint8_t* f, const rte_ether_addr& dmac, const rte_ether_addr& smac, Ipv4 sip,
-                 Ipv4 dip, uint16_t sport, uint16_t dport, uint8_t proto, uint8_t tcp_flags,
-                 uint32_t seq) {
-  std::memset(f, 0, kFrame);
-  auto* eth = reinterpret_cast<rte_ether_hdr*>(f);
-  eth->dst_addr = dmac;
-  eth->src_addr = smac;
-  eth->ether_type = rte_cpu_to_be_16(RTE_ETHER_TYPE_IPV4);
-  auto* ip = reinterpret_cast<rte_ipv4_hdr*>(eth + 1);
-  ip->version_ihl = 0x45;
-  ip->total_length = rte_cpu_to_be_16(kIpLen);
-  ip->fragment_offset = rte_cpu_to_be_16(RTE_IPV4_HDR_DF_FLAG);
-  ip->time_to_live = 64;
-  ip->next_proto_id = proto;
-  ip->src_addr = rte_cpu_to_be_32(sip);
-  ip->dst_addr = rte_cpu_to_be_32(dip);
-  ip->hdr_checksum = rte_ipv4_cksum(ip);
-  if (proto == IPPROTO_TCP) {
-    auto* tcp = reinterpret_cast<rte_tcp_hdr*>(ip + 1);
-    tcp->src_port = rte_cpu_to_be_16(sport);
-    tcp->dst_port = rte_cpu_to_be_16(dport);
-    tcp->sent_seq = rte_cpu_to_be_32(seq);
-    tcp->recv_ack = rte_cpu_to_be_32(tcp_flags & kTcpAck ? seq ^ 0x5a5a5a5a : 0);
-    tcp->data_off = 5 << 4;
-    tcp->tcp_flags = tcp_flags;
-    tcp->rx_win = rte_cpu_to_be_16(65535);
-    tcp->cksum = rte_ipv4_udptcp_cksum(ip, tcp);
-  } else {
-    auto* udp = reinterpret_cast<rte_udp_hdr*>(ip + 1);
-    udp->src_port = rte_cpu_to_be_16(sport);
-    udp->dst_port = rte_cpu_to_be_16(dport);
-    udp->dgram_len = rte_cpu_to_be_16(kIpLen - sizeof(rte_ipv4_hdr));
-    udp->dgram_cksum = rte_ipv4_udptcp_cksum(ip, udp);
-  }
-}
-
 // The frame of a flow from the uplink: established (ACK) or first (SYN).
 void flow_frame(uint8_t* f, const Flow& fl, bool first, uint32_t seq) {
   uint8_t flags = fl.proto == IPPROTO_TCP ? (first ? kTcpSyn : kTcpAck) : 0;
   write_frame(f, kUplinkMac, kRouterMac, fl.client, fl.dst, fl.sport, fl.dport, fl.proto, flags,
-              seq);
-}
-
-struct alignas(64) Frame {
-  uint8_t b[kFrame];
-};
-
-// xorshift64*: the random session of each timed packet (drawn outside the timing).
-struct Rng {
-  uint64_t s = 0x9e3779b97f4a7c15ull;
-  uint64_t next() {
-    s ^= s >> 12;
-    s ^= s << 25;
-    s ^= s >> 27;
-    return s * 2685821657736338717ull;
-  }
-  uint32_t below(uint32_t n) { return static_cast<uint32_t>(((next() >> 32) * n) >> 32); }
-};
-
-// --- measuring (as wg_bench) ---
-
-// A function run on the worker lcore; an exception comes back as `error`.
-struct Task {
-  std::function<void()> fn;
-  std::string error;
-};
-int task_entry(void* arg) {
-  auto* t = static_cast<Task*>(arg);
-  try {
-    t->fn();
-  } catch (const std::exception& e) {
-    t->error = e.what();
-    return 1;
-  }
-  return 0;
+              seq, kServerIsn + 1);
 }
 
 // Shared between the API thread and the worker during a rewrite.
@@ -286,83 +188,51 @@ struct RewriteTraffic {
   uint64_t t_first = 0, t_last = 0;  // TSC of the first and last burst
 };
 
-class Bench {
+class Bench : public PlayedWorker {
  public:
-  explicit Bench(const Options& o) : o_(o), nat_(o.side == "nat") {}
+  explicit Bench(const Options& o)
+      : PlayedWorker(o.main_lcore, o.worker_lcore, Event::nat_sessions_created),
+        o_(o),
+        nat_(o.side == "nat") {}
   void setup();
   void run();
-  int64_t teardown();
 
  private:
-  // --- the worker's part ---
-  void push(uint16_t port, rte_mbuf** pkts, uint16_t n) {
-    w_->counters->rx_packets += n;
-    forward_burst(*dp_, *w_, *dp_->current(), port, pkts, n);
-  }
-  void worker_tail() {  // the rest of worker_main's loop
-    worker_after_rx(*dp_, *w_, *dp_->current());
-    rte_rcu_qsbr_quiescent(qsbr_, w_->index);
-  }
   // Frees what the pipeline sent into the rewrite domain's net_ring.
   void drain_ring() {
     rte_mbuf* out[64];
     uint16_t n;
     while ((n = rte_eth_rx_burst(rport_, 0, out, 64)) > 0) rte_pktmbuf_free_bulk(out, n);
   }
-  void both_quiescent() {
-    rte_rcu_qsbr_quiescent(qsbr_, w_->index);
-    rte_rcu_qsbr_quiescent(qsbr_, dp_->service_rcu_id());
-  }
-  rte_mbuf* alloc() {
-    rte_mbuf* m = rte_pktmbuf_alloc(dp_->pool());
-    if (!m) throw std::runtime_error("mbuf pool empty");
-    return m;
-  }
-  // Untimed: `count` packets filled by `fill(i, frame)`, pushed in bursts on `port`.
-  void push_each(uint16_t port, size_t count, const std::function<void(size_t, uint8_t*)>& fill);
+  void drain_ports() override { drain_ring(); }
 
   Flow flow(uint32_t i) const;   // main flows
   Flow rflow(uint32_t j) const;  // rewrite flows
-  nat::SessionTable& table() { return dp_->nat().sessions(); }
   const nat::Session& session_of(const Flow& f);
   uint16_t out_port(const Flow& f) const { return f.vdc ? vdc_port_[f.vdc - 1] : rport_; }
 
   void establish(uint32_t to);  // main flows [established_, to)
   void establish_r();
   void make_sessions(const std::vector<Flow>& flows);
-  void expire_all();
   void check_out(rte_mbuf* m, const Flow& f, const char* what);
   unsigned verify(uint32_t n);
-  std::vector<std::string> counter_problems(const LcoreCounters& w0, const LcoreCounters& s0,
-                                            uint64_t pushed, uint64_t created) const;
 
-  Timed tput_step(uint32_t n, uint64_t* pushed);
   std::string tput_figure(const std::string& name, uint32_t n);
   std::string new_figure(const std::string& name);
   std::string rewrite_figure(const std::string& name);
   std::vector<Change> rewrite_changes(uint16_t domain, Ipv4 from, Ipv4 to) const;
   void rewrite_traffic(RewriteTraffic* rt);
 
-  void on_worker(Task* t);
-  void online(bool service);
-  void offline(bool service);
   std::string report(const std::string& name, const std::vector<Sample>& s,
                      const std::vector<std::string>& warnings, const std::string& extra);
-  void wait_worker(Task* t);
 
   Options o_;
   bool nat_;
-  std::unique_ptr<Dataplane> dp_;
-  std::unique_ptr<Service> svc_;
-  Worker* w_ = nullptr;
-  rte_rcu_qsbr* qsbr_ = nullptr;
   uint16_t uplink_ = 0, rport_ = 0;
   std::vector<uint16_t> vdc_port_;
   std::vector<Frame> frames_;   // established frames of the main flows made so far
   std::vector<Frame> rframes_;  // established frames of the rewrite flows
   uint32_t established_ = 0;
-  uint64_t expiries_ = 0;
-  Rng rng_;
 };
 
 Flow Bench::flow(uint32_t i) const {
@@ -468,66 +338,13 @@ void Bench::setup() {
       n.mappings.push_back(m);
     }
   }
-  dp_ = std::make_unique<Dataplane>(*cfg);
-  if (!dp_->setup(&err)) throw std::runtime_error("setup: " + err);
+  start(*cfg);
   vdc_port_.resize(o_.vdcs);
   for (auto& p : dp_->ports()) {
     if (p.name == "uplink") uplink_ = p.port_id;
     if (p.name == "vdcr") rport_ = p.port_id;
     if (p.name.rfind("vdc", 0) == 0 && p.name != "vdcr")
       vdc_port_[std::stoul(p.name.substr(3)) - 1] = p.port_id;
-  }
-  w_ = dp_->workers()[0].get();
-  if (w_->lcore != o_.worker_lcore) throw std::runtime_error("worker 0 is not on the worker lcore");
-  qsbr_ = dp_->qsbr();
-  svc_ = std::make_unique<Service>(*dp_);
-  for (unsigned id : {w_->index, dp_->service_rcu_id()}) rte_rcu_qsbr_thread_register(qsbr_, id);
-}
-
-int64_t Bench::teardown() {
-  svc_.reset();
-  for (unsigned id : {w_->index, dp_->service_rcu_id()}) rte_rcu_qsbr_thread_unregister(qsbr_, id);
-  int64_t missing = dp_->shutdown();
-  dp_.reset();
-  return missing;
-}
-
-void Bench::online(bool service) {
-  rte_rcu_qsbr_thread_online(qsbr_, w_->index);
-  if (service) rte_rcu_qsbr_thread_online(qsbr_, dp_->service_rcu_id());
-}
-void Bench::offline(bool service) {
-  flush_tx(*w_);
-  rte_rcu_qsbr_thread_offline(qsbr_, w_->index);
-  if (service) rte_rcu_qsbr_thread_offline(qsbr_, dp_->service_rcu_id());
-}
-
-void Bench::on_worker(Task* t) {
-  if (rte_eal_remote_launch(task_entry, t, o_.worker_lcore) != 0)
-    throw std::runtime_error("cannot launch on the worker lcore");
-}
-
-// Sleeps (the API thread's CPU is shared with the runner) until the task returns.
-void Bench::wait_worker(Task* t) {
-  while (rte_eal_get_lcore_state(o_.worker_lcore) != WAIT)
-    std::this_thread::sleep_for(std::chrono::milliseconds(1));
-  rte_eal_wait_lcore(o_.worker_lcore);
-  if (!t->error.empty()) throw std::runtime_error(t->error);
-}
-
-void Bench::push_each(uint16_t port, size_t count,
-                      const std::function<void(size_t, uint8_t*)>& fill) {
-  for (size_t i = 0; i < count; i += kBurst) {
-    uint16_t n = static_cast<uint16_t>(std::min<size_t>(kBurst, count - i));
-    rte_mbuf* pkts[kBurst];
-    if (rte_pktmbuf_alloc_bulk(dp_->pool(), pkts, n) != 0)
-      throw std::runtime_error("mbuf pool empty");
-    for (uint16_t k = 0; k < n; ++k)
-      fill(i + k, reinterpret_cast<uint8_t*>(rte_pktmbuf_append(pkts[k], kFrame)));
-    push(port, pkts, n);
-    worker_tail();
-    drain_ring();
-    rte_rcu_qsbr_quiescent(qsbr_, dp_->service_rcu_id());
   }
 }
 
@@ -537,7 +354,7 @@ void Bench::push_each(uint16_t port, size_t count,
 // session is looked up: TCP ones must be established.
 void Bench::make_sessions(const std::vector<Flow>& flows) {
   const LcoreCounters w0 = *w_->counters, s0 = dp_->counters()[o_.main_lcore];
-  push_each(uplink_, flows.size(), [&](size_t i, uint8_t* f) { flow_frame(f, flows[i], true, 1); });
+  push_each(uplink_, flows.size(), [&](size_t i, uint8_t* f) { flow_frame(f, flows[i], true, kClientIsn); });
   std::vector<std::vector<const Flow*>> tcp_by_port(RTE_MAX_ETHPORTS);
   for (auto& f : flows)
     if (f.proto == IPPROTO_TCP) tcp_by_port[out_port(f)].push_back(&f);
@@ -550,11 +367,11 @@ void Bench::make_sessions(const std::vector<Flow>& flows) {
     push_each(port, v.size(), [&](size_t i, uint8_t* f) {
       const nat::Session& s = session_of(*v[i]);
       write_frame(f, pmac, rmac, s.reply.src, s.reply.dst, s.reply.sport, s.reply.dport,
-                  IPPROTO_TCP, kTcpSyn | kTcpAck, 77);
+                  IPPROTO_TCP, kTcpSyn | kTcpAck, kServerIsn, kClientIsn + 1);
     });
     tcp.insert(tcp.end(), v.begin(), v.end());
   }
-  push_each(uplink_, tcp.size(), [&](size_t i, uint8_t* f) { flow_frame(f, *tcp[i], false, 2); });
+  push_each(uplink_, tcp.size(), [&](size_t i, uint8_t* f) { flow_frame(f, *tcp[i], false, kClientIsn + 1); });
   for (auto& p : counter_problems(w0, s0, 0, flows.size()))
     throw std::runtime_error("making sessions: " + p);
   for (auto& f : flows) {
@@ -573,7 +390,7 @@ void Bench::establish(uint32_t to) {
   flows.reserve(to - from);
   for (uint32_t i = from; i < to; ++i) {
     flows.push_back(flow(i));
-    flow_frame(frames_[i].b, flows.back(), false, 1000 + i);
+    flow_frame(frames_[i].b, flows.back(), false, kClientIsn + 1);
   }
   if (nat_) make_sessions(flows);
   established_ = to;
@@ -584,32 +401,9 @@ void Bench::establish_r() {
   rframes_.resize(o_.rewrite_mappings);
   for (uint32_t j = 0; j < o_.rewrite_mappings; ++j) {
     flows.push_back(rflow(j));
-    flow_frame(rframes_[j].b, flows.back(), false, 5000 + j);
+    flow_frame(rframes_[j].b, flows.back(), false, kClientIsn + 1);
   }
   make_sessions(flows);
-}
-
-// Not timed: every session times out (the clock jumps beyond the longest
-// timeout) and the service's sweep takes them, 1/100 of the table per 10 ms
-// of dataplane clock, as it does in a running dataplane; then the grace
-// periods pass and the records and key slots come back.
-void Bench::expire_all() {
-  dp_->advance_clock(10'000'000);  // 10000 s > tcp_established_s
-  for (unsigned i = 0; table().live() > 0; ++i) {
-    if (i > 100000) throw std::runtime_error("the sweep does not empty the session table");
-    dp_->advance_clock(10);
-    svc_->poll_once();
-    worker_tail();
-    both_quiescent();
-  }
-  for (unsigned i = 0; i < 4; ++i) {  // reclaim() after the last quiescent states
-    dp_->advance_clock(10);
-    svc_->poll_once();
-    worker_tail();
-    both_quiescent();
-  }
-  drain_ring();
-  ++expiries_;
 }
 
 // What a translated (or forwarded) packet of `f` must look like on its VDC port.
@@ -628,23 +422,9 @@ void Bench::check_out(rte_mbuf* m, const Flow& f, const char* what) {
     if (src != gw || (f.vdc && dst != inner) || dport != iport)
       throw std::runtime_error(std::string(what) + ": the session does not lead to the workload");
   }
-  const auto* eth = rte_pktmbuf_mtod(m, const rte_ether_hdr*);
-  const auto* ip = reinterpret_cast<const rte_ipv4_hdr*>(eth + 1);
-  const auto* l4 = reinterpret_cast<const uint8_t*>(ip + 1);
   rte_ether_addr dmac = f.vdc ? vdc_router_mac(f.vdc) : kRRouterMac;
   rte_ether_addr smac = f.vdc ? vdc_mac(f.vdc) : kRMac;
-  uint8_t copy[kIpLen];
-  std::memcpy(copy, ip, kIpLen);
-  bool sums = nat::recompute_checksums(copy, kIpLen) && std::memcmp(copy, ip, kIpLen) == 0;
-  uint16_t osport = uint16_t(l4[0] << 8 | l4[1]), odport = uint16_t(l4[2] << 8 | l4[3]);
-  if (rte_pktmbuf_data_len(m) != kFrame || !rte_is_same_ether_addr(&eth->dst_addr, &dmac) ||
-      !rte_is_same_ether_addr(&eth->src_addr, &smac) || ip->time_to_live != 63 ||
-      rte_be_to_cpu_32(ip->src_addr) != src || rte_be_to_cpu_32(ip->dst_addr) != dst ||
-      osport != sport || odport != dport || !sums)
-    throw std::runtime_error(fmt("%s: unexpected packet out: %s:%u -> %s:%u ttl %u, checksums %s",
-                                 what, ipstr(rte_be_to_cpu_32(ip->src_addr)).c_str(), osport,
-                                 ipstr(rte_be_to_cpu_32(ip->dst_addr)).c_str(), odport,
-                                 ip->time_to_live, sums ? "ok" : "wrong"));
+  check_forwarded(m, dmac, smac, src, dst, sport, dport, what);
 }
 
 // kVerify random flows of the first n, one packet each, read from the
@@ -666,63 +446,15 @@ unsigned Bench::verify(uint32_t n) {
   return kVerify;
 }
 
-std::vector<std::string> Bench::counter_problems(const LcoreCounters& w0, const LcoreCounters& s0,
-                                                 uint64_t pushed, uint64_t created) const {
-  std::vector<std::string> out;
-  const LcoreCounters& w1 = *w_->counters;
-  const LcoreCounters& s1 = dp_->counters()[o_.main_lcore];
-  for (size_t d = 0; d < kNumDrops; ++d) {
-    uint64_t n = (w1.drops[d] - w0.drops[d]) + (s1.drops[d] - s0.drops[d]);
-    if (n) out.push_back(fmt("drops %s=%lu", std::string(kDropNames[d]).c_str(), n));
-  }
-  for (size_t e = 0; e < kNumEvents; ++e) {
-    std::string_view name = kEventNames[e];
-    uint64_t n = w1.events[e] - w0.events[e];
-    if (n && name.starts_with("punted"))
-      out.push_back(fmt("events %s=%lu", std::string(name).c_str(), n));
-  }
-  size_t ci = static_cast<size_t>(Event::nat_sessions_created);
-  uint64_t made = w1.events[ci] - w0.events[ci];
-  if (made != created) out.push_back(fmt("%lu sessions created, expected %lu", made, created));
-  if (pushed && w1.tx_packets - w0.tx_packets != pushed)
-    out.push_back(
-        fmt("pushed %lu packets, worker sent %lu", pushed, w1.tx_packets - w0.tx_packets));
-  return out;
-}
-
 std::string Bench::report(const std::string& name, const std::vector<Sample>& s,
                           const std::vector<std::string>& warnings, const std::string& extra) {
-  std::vector<double> rates, shares;
-  for (auto& x : s) {
-    rates.push_back(x.rate);
-    shares.push_back(x.cpu_share);
-  }
-  return "{\"figure\": \"" + name + "\", \"value_samples\": " + json_list(rates) +
-         ", \"cpu_shares\": " + json_list(shares) + ", \"warnings\": " + json_strings(warnings) +
-         fmt(", \"lcore\": %u, \"vdcs\": %u, \"table_capacity\": %u", rte_lcore_id(), o_.vdcs,
-             table().capacity()) +
-         extra + "}";
+  return report_line(name, s, warnings,
+                     fmt(", \"lcore\": %u, \"vdcs\": %u, \"table_capacity\": %u", rte_lcore_id(),
+                         o_.vdcs, table().capacity()) +
+                         extra);
 }
 
 // --- throughput: established packets, random sessions ---
-
-Timed Bench::tput_step(uint32_t n, uint64_t* pushed) {
-  rte_mbuf* pkts[kBatch];
-  if (rte_pktmbuf_alloc_bulk(dp_->pool(), pkts, kBatch) != 0)
-    throw std::runtime_error("mbuf pool empty");
-  for (unsigned i = 0; i < kBatch; ++i)  // the device's part: not timed
-    rte_mov64(reinterpret_cast<uint8_t*>(rte_pktmbuf_append(pkts[i], kFrame)),
-              frames_[rng_.below(n)].b);
-  uint64_t t0 = rte_rdtsc();
-  for (unsigned i = 0; i < kBatch; i += kBurst) {
-    push(uplink_, pkts + i, kBurst);
-    worker_tail();
-  }
-  uint64_t t = rte_rdtsc() - t0;
-  rte_rcu_qsbr_quiescent(qsbr_, dp_->service_rcu_id());
-  *pushed += kBatch;
-  return {t, double(kBatch)};
-}
 
 std::string Bench::tput_figure(const std::string& name, uint32_t n) {
   auto w0c = std::chrono::steady_clock::now();
@@ -731,10 +463,8 @@ std::string Bench::tput_figure(const std::string& name, uint32_t n) {
   unsigned verified = verify(n);
   const LcoreCounters w0 = *w_->counters, s0 = dp_->counters()[o_.main_lcore];
   uint64_t pushed = 0;
-  auto step = [&] { return tput_step(n, &pushed); };
-  measure(o_.warmup, step);
-  std::vector<Sample> s;
-  for (unsigned i = 0; i < o_.samples; ++i) s.push_back(measure(o_.seconds, step));
+  auto step = [&] { return copies_step(uplink_, frames_, n, &pushed); };
+  std::vector<Sample> s = warm_and_sample(o_.warmup, o_.seconds, o_.samples, step);
   std::vector<std::string> warnings = counter_problems(w0, s0, pushed, 0);
   verified += verify(n);
   return report(name, s, warnings,
@@ -768,12 +498,7 @@ std::string Bench::new_figure(const std::string& name) {
       cursor = cursor + 1 == cycle ? 0 : cursor + 1;
     }
     const uint64_t c0 = w_->counters->events[created_ev];
-    uint64_t t0 = rte_rdtsc();
-    for (unsigned i = 0; i < kBatch; i += kBurst) {
-      push(uplink_, pkts + i, kBurst);
-      worker_tail();
-    }
-    uint64_t t = rte_rdtsc() - t0;
+    uint64_t t = timed_push(uplink_, pkts, kBatch);
     rte_rcu_qsbr_quiescent(qsbr_, dp_->service_rcu_id());
     created += w_->counters->events[created_ev] - c0;
     made += kBatch;
@@ -1090,22 +815,10 @@ int main(int argc, char** argv) {
     std::fprintf(stderr, "nat_bench: %s\n", e.what());
     return 2;
   }
-  unsigned lo = std::min(opt.main_lcore, opt.worker_lcore),
-           hi = std::max(opt.main_lcore, opt.worker_lcore);
-  std::vector<std::string> eal = {"nat_bench", "-l", fmt("%u,%u", lo, hi), "--main-lcore",
-                                  std::to_string(opt.main_lcore)};
-  for (auto& a : opt.eal) eal.push_back(a);
-  eal.push_back("--vdev");
-  eal.push_back("net_null_nu");
-  for (unsigned k = 1; k <= opt.vdcs; ++k) {
-    eal.push_back("--vdev");
-    eal.push_back(fmt("net_null_nv%u", k));
-  }
-  eal.push_back("--vdev");
-  eal.push_back("net_ring0");
-  std::vector<char*> av;
-  for (auto& a : eal) av.push_back(a.data());
-  if (rte_eal_init(static_cast<int>(av.size()), av.data()) < 0) {
+  std::vector<std::string> vdevs = {"net_null_nu"};
+  for (unsigned k = 1; k <= opt.vdcs; ++k) vdevs.push_back(fmt("net_null_nv%u", k));
+  vdevs.push_back("net_ring0");
+  if (eal_init("nat_bench", opt.main_lcore, opt.worker_lcore, opt.eal, vdevs) < 0) {
     std::fprintf(stderr, "nat_bench: rte_eal_init failed (hugepages reserved?)\n");
     return 2;
   }

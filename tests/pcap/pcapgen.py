@@ -104,3 +104,71 @@ def translated(p, src_mac, dst_mac, src=None, dst=None, sport=None, dport=None, 
             q[ICMP].id = ident
         del q[ICMP].chksum
     return Ether(raw(q))
+
+
+# --- rounds: making peers on different ports take turns ---
+
+# A MAC that is no port's: frames to it are dropped as eth_not_for_us before
+# anything else looks at them.
+FILLER_MAC = "02:00:00:99:99:99"
+BURST = 32  # packets a worker reads from a port per poll (kBurst)
+
+
+def filler_frame(filler_mac=FILLER_MAC, n=0):
+    """One frame for another MAC (a unicast address no port has): the
+    dataplane drops it at once as eth_not_for_us."""
+    return build(Ether(src="02:00:00:99:99:98", dst=filler_mac) /
+                 IP(src="192.0.2.253", dst="192.0.2.254", id=n & 0xFFFF) /
+                 Raw(b"filler frame for another MAC"))
+
+
+def rounds(per_round, filler_mac=FILLER_MAC):
+    """The send pcaps' frames for a case played in rounds.
+
+    With one worker, each poll reads up to 32 frames from every port's send
+    pcap in port order (config.json's `ports`), so round k is frames
+    [32k, 32k + 32) of each port: every port's frames of round k are handled
+    before any frame of round k + 1, and within a round port A's before port
+    B's when A comes first. That is how two peers take turns (SYN, SYN-ACK,
+    ACK, ...), which TCP window tracking needs.
+
+    `per_round` is a list of {port: [frames]}, at most 32 frames per port
+    and round. Each round's list of a port is padded to exactly 32 with
+    filler frames to `filler_mac` (another MAC: dropped as eth_not_for_us,
+    which case.json must list; count them with count_fillers), except the
+    port's last round with frames, which is not padded. A port without
+    frames in a round before its last gets 32 fillers. Returns {port:
+    [frames]} for every port named in any round."""
+    ports = []
+    for r in per_round:
+        for p in r:
+            if p not in ports:
+                ports.append(p)
+    last = {p: -1 for p in ports}  # each port's last round with frames
+    for k, r in enumerate(per_round):
+        for p, frames in r.items():
+            if frames:
+                last[p] = k
+    out = {p: [] for p in ports}
+    n = 0
+    for k, r in enumerate(per_round):
+        for p in ports:
+            frames = list(r.get(p, []))
+            if len(frames) > BURST:
+                raise ValueError(f"round {k}, port {p}: {len(frames)} frames, at most {BURST}")
+            if k > last[p]:
+                continue
+            out[p] += frames
+            if k < last[p]:
+                for _ in range(BURST - len(frames)):
+                    out[p].append(filler_frame(filler_mac, n))
+                    n += 1
+    return out
+
+
+def count_fillers(frames_by_port, filler_mac=FILLER_MAC):
+    """How many frames of {port: [frames]} go to `filler_mac` (the
+    eth_not_for_us drops that rounds() added)."""
+    mac = filler_mac.lower()
+    return sum(1 for frames in frames_by_port.values() for f in frames
+               if Ether(raw(f) if not isinstance(f, (bytes, bytearray)) else f).dst.lower() == mac)
