@@ -137,12 +137,13 @@ Change parse_change(const json& j, size_t i) {
   Change c;
   std::string op = str_field(j, "op", where, true);
   std::string kind = str_field(j, "kind", where, true);
-  bool wg_kind = kind == "wg_interface" || kind == "wg_peer" || kind == "nat_mapping";
+  bool updatable = kind == "wg_interface" || kind == "wg_peer" || kind == "nat_mapping" ||
+                   kind == "fw_zone" || kind == "fw_policy";
   if (kind == "nat_rewrite") {
     if (op != "update") refuse("invalid_argument", where + ": op of nat_rewrite must be update");
-  } else if (op != "add" && op != "del" && !(wg_kind && op == "update")) {
+  } else if (op != "add" && op != "del" && !(updatable && op == "update")) {
     refuse("invalid_argument",
-           where + (wg_kind ? ": op must be add, update or del" : ": op must be add or del"));
+           where + (updatable ? ": op must be add, update or del" : ": op must be add or del"));
   }
   c.add = op != "del";
   c.update = op == "update";
