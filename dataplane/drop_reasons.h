@@ -64,6 +64,7 @@ namespace tether::dp {
   X(nat_unsupported, "protocol or ICMP type a whole-address mapping cannot translate")       \
   X(nat_fragment_timeout, "later fragment whose first fragment never came")                  \
   X(nat_fragment_hold_full, "too many later fragments waiting for their first")              \
+  X(fragment_first_dropped, "later fragment of a datagram whose first fragment was dropped") \
   X(fw_denied, "a firewall rule or a policy's default dropped a flow's first packet")        \
   X(fw_isolation, "first packet between two VDCs that no policy joins (isolation)")          \
   X(fw_rejected, "a firewall rule rejected it (answered with a TCP reset or ICMP)")          \

@@ -45,37 +45,40 @@ void Service::fw_reject(const Generation& g, rte_mbuf* m) {
     ack = rte_be_to_cpu_32(tcp->sent_seq) + seglen;
     rflags |= RTE_TCP_ACK_FLAG;
   }
-  rte_be32_t a = ip->src_addr;
-  ip->src_addr = ip->dst_addr;
-  ip->dst_addr = a;
-  if (ihl != sizeof(rte_ipv4_hdr)) {  // options are not sent back
-    std::memmove(reinterpret_cast<uint8_t*>(ip) + sizeof(rte_ipv4_hdr), tcp, sizeof(rte_tcp_hdr));
-    tcp = reinterpret_cast<rte_tcp_hdr*>(ip + 1);
+  // The reset is a fresh 54-byte frame: the rejected segment may be a
+  // chain of segments (a jumbo frame), and none of its data goes back.
+  rte_mbuf* r = rte_pktmbuf_alloc(dp_.pool());
+  if (!r) return drop(m, Drop::no_buffers);
+  constexpr unsigned kLen = sizeof(rte_ipv4_hdr) + sizeof(rte_tcp_hdr);
+  auto* frame = reinterpret_cast<uint8_t*>(rte_pktmbuf_append(r, kEth + kLen));
+  if (!frame) {
+    rte_pktmbuf_free(r);
+    return drop(m, Drop::no_buffers);
   }
-  rte_be16_t p = tcp->src_port;
-  tcp->src_port = tcp->dst_port;
-  tcp->dst_port = p;
-  tcp->sent_seq = rte_cpu_to_be_32(seq);
-  tcp->recv_ack = rte_cpu_to_be_32(ack);
-  tcp->data_off = 5 << 4;
-  tcp->tcp_flags = rflags;
-  tcp->rx_win = 0;
-  tcp->tcp_urp = 0;
-  tcp->cksum = 0;
-  unsigned len = sizeof(rte_ipv4_hdr) + sizeof(rte_tcp_hdr);
-  rte_pktmbuf_trim(m, rte_pktmbuf_pkt_len(m) - kEth - len);
-  ip->version_ihl = 0x45;
-  ip->type_of_service = 0;
-  ip->total_length = rte_cpu_to_be_16(len);
-  ip->packet_id = rte_cpu_to_be_16(ip_id_++);
-  ip->fragment_offset = 0;
-  ip->time_to_live = 64;
-  ip->hdr_checksum = 0;
-  ip->hdr_checksum = rte_ipv4_cksum(ip);
-  tcp->cksum = rte_ipv4_udptcp_cksum(ip, tcp);
-  m->ol_flags = 0;
+  std::memcpy(frame, rte_pktmbuf_mtod(m, void*), kEth);
+  std::memset(frame + kEth, 0, kLen);
+  auto* rip = reinterpret_cast<rte_ipv4_hdr*>(frame + kEth);
+  auto* rtcp = reinterpret_cast<rte_tcp_hdr*>(frame + kEth + sizeof(rte_ipv4_hdr));
+  rip->version_ihl = 0x45;
+  rip->total_length = rte_cpu_to_be_16(kLen);
+  rip->packet_id = rte_cpu_to_be_16(ip_id_++);
+  rip->time_to_live = 64;
+  rip->next_proto_id = IPPROTO_TCP;
+  rip->src_addr = ip->dst_addr;
+  rip->dst_addr = ip->src_addr;
+  rtcp->src_port = tcp->dst_port;
+  rtcp->dst_port = tcp->src_port;
+  rtcp->sent_seq = rte_cpu_to_be_32(seq);
+  rtcp->recv_ack = rte_cpu_to_be_32(ack);
+  rtcp->data_off = 5 << 4;
+  rtcp->tcp_flags = rflags;
+  rip->hdr_checksum = rte_ipv4_cksum(rip);
+  rtcp->cksum = rte_ipv4_udptcp_cksum(rip, rtcp);
+  PacketMeta* md = meta(r);
+  *md = *meta(m);
+  rte_pktmbuf_free(m);
   c_.event(Event::fw_resets_sent);
-  route_and_send(g, meta(m)->domain, m);
+  route_and_send(g, md->domain, r);
 }
 
 void Service::fw_poll(const Generation& g) {

@@ -143,7 +143,17 @@ void nat_burst(Dataplane& dp, Worker& w, const Generation& g, uint16_t domain, u
   Job jobs[2 * kBurst];  // a follower may be planned again: two per packet at most
   uint16_t njobs = 0;
   auto pass = [&](uint16_t i) { res[i] = {NatVerdict::kRoute, false, domain, Drop::kCount}; };
-  auto drop = [&](uint16_t i, Drop why) { res[i] = {NatVerdict::kDrop, false, domain, why}; };
+  // A first fragment that goes leaves a record that its later fragments go
+  // too (at once, not after waiting for it).
+  auto dropped_first = [&](uint16_t i) {
+    if (cl[i].first_fragment)
+      w.frags->record(nat::fragment_key(ip_bytes(pkts[i]), domain),
+                      nat::Rewrite{0, 0, 0, 0, nat::FragmentCache::kDropped}, now_ms);
+  };
+  auto drop = [&](uint16_t i, Drop why) {
+    res[i] = {NatVerdict::kDrop, false, domain, why};
+    dropped_first(i);
+  };
   // Every first fragment leaves a record, translated or not, so that its
   // later fragments know they need not wait.
   auto record_first = [&](uint16_t i, const nat::Rewrite& rw) {
@@ -253,7 +263,7 @@ void nat_burst(Dataplane& dp, Worker& w, const Generation& g, uint16_t domain, u
       rte_mbuf* m = pkts[i];
       if (const nat::Rewrite* rw = w.frags->find(cl[i].key, now_ms)) {
         if (rw->domain == nat::FragmentCache::kDropped) {
-          drop(i, Drop::fw_denied);  // the firewall refused the first fragment
+          drop(i, Drop::fragment_first_dropped);
         } else if (rw->src == src[i] && rw->dst == dst[i] && rw->domain == domain) {
           pass(i);  // a datagram NAT does not touch
         } else {
@@ -621,13 +631,11 @@ void nat_burst(Dataplane& dp, Worker& w, const Generation& g, uint16_t domain, u
       c.event(fr.log(w.index, now_ms, rec) ? Event::fw_logged : Event::fw_log_suppressed);
     }
     if (ref.action != fw::Action::kAccept) {
-      if (cl[i].first_fragment)
-        w.frags->record(nat::fragment_key(ip, domain),
-                        nat::Rewrite{0, 0, 0, 0, nat::FragmentCache::kDropped}, now_ms);
       if (ref.id == kRuleBuiltinIsolation) {
         drop(i, Drop::fw_isolation);
       } else if (ref.action == fw::Action::kReject && k.what != nat::Class::kIcmpError) {
         res[i] = {NatVerdict::kReject, false, domain, Drop::fw_rejected};
+        dropped_first(i);
       } else {
         drop(i, Drop::fw_denied);
       }

@@ -44,7 +44,7 @@ void nat_burst(Dataplane& dp, Worker& w, const Generation& g, uint16_t domain, u
 
 // Takes out of the worker's fragment cache the held fragments whose first
 // fragment has come (rewritten, with their domain and destination), those
-// whose first the firewall refused (`dropped`) and those that waited too
+// whose first fragment was dropped (`dropped`) and those that waited too
 // long (`expired`). Arrays hold nat::FragmentCache::kHeld entries.
 void nat_drain(Worker& w, uint64_t now_ms, rte_mbuf** ready, uint16_t* domain, uint32_t* dst,
                uint16_t* nready, rte_mbuf** expired, uint16_t* nexpired, rte_mbuf** dropped,

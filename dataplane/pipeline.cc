@@ -569,7 +569,7 @@ void release_fragments(Dataplane& dp, Worker& w, const Generation& g) {
     rte_pktmbuf_free_bulk(expired, nexpired);
   }
   if (ndropped) {
-    c.drop(Drop::fw_denied, ndropped);
+    c.drop(Drop::fragment_first_dropped, ndropped);
     rte_pktmbuf_free_bulk(dropped, ndropped);
   }
   for (uint16_t i = 0; i < nready;) {
