@@ -74,46 +74,46 @@ namespace tether::dp {
   X(fw_tcp_out_of_window, "TCP sequence or acknowledgment outside the connection's windows") \
   X(shutdown, "freed while shutting down")
 
-#define TETHER_EVENTS(X)                                                 \
-  X(ipv6_received, "IPv6 packets seen")                                  \
-  X(ipv4_fragments, "well-formed IPv4 fragments forwarded as they are")  \
-  X(punted_local, "packets to own addresses passed to the service")      \
-  X(punted_resolve, "packets held while resolving a next hop")           \
-  X(to_kernel, "packets sent to the kernel through the TAP")             \
-  X(from_kernel, "packets the kernel sent through the TAP")              \
-  X(arp_requests_sent, "ARP requests sent")                              \
-  X(arp_replies_sent, "ARP replies sent")                                \
-  X(arp_learned, "neighbors learned or refreshed")                       \
-  X(icmp_echo_replies, "ICMP echo replies sent")                         \
-  X(icmp_errors_sent, "ICMP errors sent")                                \
-  X(fragmented, "packets fragmented to fit the egress MTU")              \
-  X(neighbors_expired, "neighbors that stopped answering")               \
-  X(neighbors_forgotten, "silent addresses forgotten, slots reused")     \
-  X(wg_initiations_received, "WireGuard initiations received")           \
-  X(wg_responses_received, "WireGuard responses received")               \
-  X(wg_cookie_replies_received, "WireGuard cookie replies received")     \
-  X(wg_initiations_sent, "WireGuard initiations sent")                   \
-  X(wg_responses_sent, "WireGuard responses sent")                       \
-  X(wg_cookie_replies_sent, "WireGuard cookie replies sent under load")  \
-  X(wg_handshakes_completed, "WireGuard sessions derived")               \
-  X(wg_keepalives_received, "WireGuard keepalives received")             \
-  X(wg_keepalives_sent, "WireGuard keepalives sent")                     \
-  X(wg_endpoint_changes, "WireGuard peers seen at a new endpoint")       \
-  X(wg_staged, "packets held for a WireGuard handshake")                 \
-  X(wg_keys_zeroed, "WireGuard peers whose keys were erased by timer")   \
-  X(nat_sessions_created, "NAT sessions made")                           \
-  X(nat_sessions_expired, "NAT sessions ended by timeout or removal")    \
-  X(nat_hairpinned, "NAT sessions from a VDC to a published address")    \
-  X(nat_icmp_errors_translated, "ICMP errors translated for a session")  \
-  X(nat_fragments_followed, "later fragments translated like the first") \
-  X(nat_fragments_held, "later fragments that waited for their first")   \
-  X(nat_mss_clamped, "TCP SYNs whose MSS was lowered to the tunnel's")   \
-  X(nat_sessions_rekeyed, "NAT sessions moved to a rewritten address")   \
-  X(fw_sessions_created, "sessions made that only filter (no NAT)")      \
-  X(fw_rechecked, "sessions re-checked after a policy change")           \
-  X(fw_sessions_revoked, "sessions a policy change no longer accepts")   \
-  X(fw_logged, "firewall log records queued")                            \
-  X(fw_log_suppressed, "firewall log records over the rate, not logged") \
+#define TETHER_EVENTS(X)                                                       \
+  X(ipv6_received, "IPv6 packets seen")                                        \
+  X(ipv4_fragments, "well-formed IPv4 fragments received (never reassembled)") \
+  X(punted_local, "packets to own addresses passed to the service")            \
+  X(punted_resolve, "packets held while resolving a next hop")                 \
+  X(to_kernel, "packets sent to the kernel through the TAP")                   \
+  X(from_kernel, "packets the kernel sent through the TAP")                    \
+  X(arp_requests_sent, "ARP requests sent")                                    \
+  X(arp_replies_sent, "ARP replies sent")                                      \
+  X(arp_learned, "neighbors learned or refreshed")                             \
+  X(icmp_echo_replies, "ICMP echo replies sent")                               \
+  X(icmp_errors_sent, "ICMP errors sent")                                      \
+  X(fragmented, "packets fragmented to fit the egress MTU")                    \
+  X(neighbors_expired, "neighbors that stopped answering")                     \
+  X(neighbors_forgotten, "silent addresses forgotten, slots reused")           \
+  X(wg_initiations_received, "WireGuard initiations received")                 \
+  X(wg_responses_received, "WireGuard responses received")                     \
+  X(wg_cookie_replies_received, "WireGuard cookie replies received")           \
+  X(wg_initiations_sent, "WireGuard initiations sent")                         \
+  X(wg_responses_sent, "WireGuard responses sent")                             \
+  X(wg_cookie_replies_sent, "WireGuard cookie replies sent under load")        \
+  X(wg_handshakes_completed, "WireGuard sessions derived")                     \
+  X(wg_keepalives_received, "WireGuard keepalives received")                   \
+  X(wg_keepalives_sent, "WireGuard keepalives sent")                           \
+  X(wg_endpoint_changes, "WireGuard peers seen at a new endpoint")             \
+  X(wg_staged, "packets held for a WireGuard handshake")                       \
+  X(wg_keys_zeroed, "WireGuard peers whose keys were erased by timer")         \
+  X(nat_sessions_created, "NAT sessions made")                                 \
+  X(nat_sessions_expired, "NAT sessions ended by timeout or removal")          \
+  X(nat_hairpinned, "NAT sessions from a VDC to a published address")          \
+  X(nat_icmp_errors_translated, "ICMP errors translated for a session")        \
+  X(nat_fragments_followed, "later fragments translated like the first")       \
+  X(nat_fragments_held, "later fragments that waited for their first")         \
+  X(nat_mss_clamped, "TCP SYNs whose MSS was lowered to the tunnel's")         \
+  X(nat_sessions_rekeyed, "NAT sessions moved to a rewritten address")         \
+  X(fw_sessions_created, "sessions made that only filter (no NAT)")            \
+  X(fw_rechecked, "sessions re-checked after a policy change")                 \
+  X(fw_sessions_revoked, "sessions a policy change no longer accepts")         \
+  X(fw_logged, "firewall log records queued")                                  \
+  X(fw_log_suppressed, "firewall log records over the rate, not logged")       \
   X(fw_resets_sent, "TCP resets sent for rejected flows")
 
 enum class Drop : uint8_t {

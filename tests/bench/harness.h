@@ -142,18 +142,21 @@ inline std::string mac_str(const rte_ether_addr& m) {
 
 // --- 64-byte frames (nat_bench, fw_bench) ---
 
-constexpr uint16_t kFrame = 64;                                  // bytes, no FCS
-constexpr uint16_t kIpLen = kFrame - sizeof(rte_ether_hdr);      // 50: IPv4 + TCP + 10 or + UDP + 22
-constexpr unsigned kBatch = 256;  // packets built, then timed, per step (the pool's per-lcore cache)
+constexpr uint16_t kFrame = 64;                              // bytes, no FCS
+constexpr uint16_t kIpLen = kFrame - sizeof(rte_ether_hdr);  // 50: IPv4 + TCP + 10 or + UDP + 22
+// Packets built, then timed, per step: 256 is the pool's per-lcore cache,
+// so the same mbufs come back, as they do to a worker that receives and sends.
+constexpr unsigned kBatch = 256;
 constexpr uint8_t kTcpSyn = 0x02, kTcpAck = 0x10;
 
 // A 64-byte Ethernet/IPv4/TCP or UDP frame, every checksum real, TTL 64, DF.
 // TCP: `seq`, and `ack` when the flags have ACK; window 65535, no options.
 // Out of line: inlined into a caller that appends to an mbuf, GCC warns
 // about the NULL that rte_pktmbuf_append may return.
-[[gnu::noinline]] inline void write_frame(uint8_t* f, const rte_ether_addr& dmac, const rte_ether_addr& smac,
-                        uint32_t sip, uint32_t dip, uint16_t sport, uint16_t dport, uint8_t proto,
-                        uint8_t tcp_flags, uint32_t seq, uint32_t ack) {
+[[gnu::noinline]] inline void write_frame(uint8_t* f, const rte_ether_addr& dmac,
+                                          const rte_ether_addr& smac, uint32_t sip, uint32_t dip,
+                                          uint16_t sport, uint16_t dport, uint8_t proto,
+                                          uint8_t tcp_flags, uint32_t seq, uint32_t ack) {
   std::memset(f, 0, kFrame);
   auto* eth = reinterpret_cast<rte_ether_hdr*>(f);
   eth->dst_addr = dmac;
@@ -190,8 +193,8 @@ constexpr uint8_t kTcpSyn = 0x02, kTcpAck = 0x10;
 // Throws unless `m` is the 64-byte frame of a forwarded packet: these MACs,
 // addresses and ports, TTL 63 and every checksum right.
 inline void check_forwarded(const rte_mbuf* m, const rte_ether_addr& dmac,
-                            const rte_ether_addr& smac, uint32_t src, uint32_t dst,
-                            uint16_t sport, uint16_t dport, const char* what) {
+                            const rte_ether_addr& smac, uint32_t src, uint32_t dst, uint16_t sport,
+                            uint16_t dport, const char* what) {
   const auto* eth = rte_pktmbuf_mtod(m, const rte_ether_hdr*);
   const auto* ip = reinterpret_cast<const rte_ipv4_hdr*>(eth + 1);
   const auto* l4 = reinterpret_cast<const uint8_t*>(ip + 1);
@@ -289,8 +292,7 @@ class PlayedWorker {
     dp_ = std::make_unique<dp::Dataplane>(cfg);
     if (!dp_->setup(&err)) throw std::runtime_error("setup: " + err);
     w_ = dp_->workers()[0].get();
-    if (w_->lcore != worker_lcore_)
-      throw std::runtime_error("worker 0 is not on the worker lcore");
+    if (w_->lcore != worker_lcore_) throw std::runtime_error("worker 0 is not on the worker lcore");
     qsbr_ = dp_->qsbr();
     svc_ = std::make_unique<dp::Service>(*dp_);
     for (unsigned id : {w_->index, dp_->service_rcu_id()}) rte_rcu_qsbr_thread_register(qsbr_, id);
@@ -331,8 +333,7 @@ class PlayedWorker {
   // One step of established traffic: kBatch packets, each a copy of one of
   // frames[0, n) drawn at random (the device's part: not timed), then
   // pushed on `port` (timed), then the service's quiescent state.
-  Timed copies_step(uint16_t port, const std::vector<Frame>& frames, uint32_t n,
-                    uint64_t* pushed) {
+  Timed copies_step(uint16_t port, const std::vector<Frame>& frames, uint32_t n, uint64_t* pushed) {
     rte_mbuf* pkts[kBatch];
     if (rte_pktmbuf_alloc_bulk(dp_->pool(), pkts, kBatch) != 0)
       throw std::runtime_error("mbuf pool empty");
@@ -345,8 +346,7 @@ class PlayedWorker {
     return {t, double(kBatch)};
   }
   // Untimed: `count` packets filled by `fill(i, frame)`, pushed in bursts on `port`.
-  void push_each(uint16_t port, size_t count,
-                 const std::function<void(size_t, uint8_t*)>& fill) {
+  void push_each(uint16_t port, size_t count, const std::function<void(size_t, uint8_t*)>& fill) {
     for (size_t i = 0; i < count; i += dp::kBurst) {
       uint16_t n = static_cast<uint16_t>(std::min<size_t>(dp::kBurst, count - i));
       rte_mbuf* pkts[dp::kBurst];

@@ -354,7 +354,8 @@ void Bench::setup() {
 // session is looked up: TCP ones must be established.
 void Bench::make_sessions(const std::vector<Flow>& flows) {
   const LcoreCounters w0 = *w_->counters, s0 = dp_->counters()[o_.main_lcore];
-  push_each(uplink_, flows.size(), [&](size_t i, uint8_t* f) { flow_frame(f, flows[i], true, kClientIsn); });
+  push_each(uplink_, flows.size(),
+            [&](size_t i, uint8_t* f) { flow_frame(f, flows[i], true, kClientIsn); });
   std::vector<std::vector<const Flow*>> tcp_by_port(RTE_MAX_ETHPORTS);
   for (auto& f : flows)
     if (f.proto == IPPROTO_TCP) tcp_by_port[out_port(f)].push_back(&f);
@@ -371,7 +372,8 @@ void Bench::make_sessions(const std::vector<Flow>& flows) {
     });
     tcp.insert(tcp.end(), v.begin(), v.end());
   }
-  push_each(uplink_, tcp.size(), [&](size_t i, uint8_t* f) { flow_frame(f, *tcp[i], false, kClientIsn + 1); });
+  push_each(uplink_, tcp.size(),
+            [&](size_t i, uint8_t* f) { flow_frame(f, *tcp[i], false, kClientIsn + 1); });
   for (auto& p : counter_problems(w0, s0, 0, flows.size()))
     throw std::runtime_error("making sessions: " + p);
   for (auto& f : flows) {

@@ -4,7 +4,7 @@ import subprocess
 import sys
 
 REPO = os.path.abspath(os.path.join(os.path.dirname(__file__), "..", "..", ".."))
-TARGETS = ["tether-dataplane", "tether-dataplane-ctl", "wg_bench", "nat_bench"]
+TARGETS = ["tether-dataplane", "tether-dataplane-ctl", "wg_bench", "nat_bench", "fw_bench"]
 
 
 def log(msg):
