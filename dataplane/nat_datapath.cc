@@ -134,13 +134,29 @@ void nat_burst(Dataplane& dp, Worker& w, const Generation& g, uint16_t domain, u
   bool sequential = dp.config().testing.nat_sequential_ports;
   bool tcp_tracking = dp.config().firewall.tcp_window_tracking;
 
-  nat::Classified cl[kBurst];
+  // Raw room, each entry made in place by classify(): a default-made array
+  // and a copy of each result cost more than the classification (the copy
+  // loads as one 16-byte word a key just stored field by field).
+  union ClassSlot {
+    ClassSlot() {}
+    nat::Classified c;
+  };
+  ClassSlot class_room[kBurst];
+  nat::Classified* cl = &class_room[0].c;
   const nat::FlowKey* keys[kBurst];
   uint16_t kidx[kBurst];
   uint16_t nk = 0;
   uint16_t later[kBurst];
   uint16_t nlater = 0;
-  Job jobs[2 * kBurst];  // a follower may be planned again: two per packet at most
+  // Jobs are made only for first packets: raw room, so that a burst of
+  // established packets does not construct 64 of them.
+  union JobSlot {
+    JobSlot() {}
+    Job j;
+  };
+  JobSlot job_room[2 * kBurst];  // a follower may be planned again: two per packet at most
+  Job* jobs = &job_room[0].j;
+  static_assert(sizeof(JobSlot) == sizeof(Job));
   uint16_t njobs = 0;
   auto pass = [&](uint16_t i) { res[i] = {NatVerdict::kRoute, false, domain, Drop::kCount}; };
   // A first fragment that goes leaves a record that its later fragments go
@@ -200,8 +216,7 @@ void nat_burst(Dataplane& dp, Worker& w, const Generation& g, uint16_t domain, u
       pass(i);  // routing drops it and says why
       return;
     }
-    Job& j = jobs[njobs++];
-    j = {};
+    Job& j = *new (&jobs[njobs++]) Job{};
     j.i = i;
     j.to_zone = to;
     j.stateful = false;
@@ -220,7 +235,7 @@ void nat_burst(Dataplane& dp, Worker& w, const Generation& g, uint16_t domain, u
 
   for (uint16_t i = 0; i < n; ++i) {
     rte_mbuf* m = pkts[i];
-    cl[i] = nat::classify(ip_bytes(m), seg_len(m), domain);
+    new (&cl[i]) nat::Classified(nat::classify(ip_bytes(m), seg_len(m), domain));
     switch (cl[i].what) {
       case nat::Class::kFlow:
       case nat::Class::kIcmpError:
@@ -509,7 +524,7 @@ void nat_burst(Dataplane& dp, Worker& w, const Generation& g, uint16_t domain, u
     }
     jb.policy = fv.policy(from_zone, jb.to_zone);
     jb.key = fw_key_of(k.key, jb.reply);
-    jobs[njobs++] = jb;
+    new (&jobs[njobs++]) Job(jb);
   };
   // The flows that became jobs in this burst, both ways: a later packet of
   // one of them (another packet of the flow, or a reply on the same port)
@@ -550,8 +565,7 @@ void nat_burst(Dataplane& dp, Worker& w, const Generation& g, uint16_t domain, u
       continue;
     }
     if (follows_job(i)) {
-      Job& jb = jobs[njobs++];
-      jb = {};
+      Job& jb = *new (&jobs[njobs++]) Job{};
       jb.i = i;
       jb.follower = true;
       continue;
