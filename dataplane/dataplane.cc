@@ -346,7 +346,14 @@ uint64_t Dataplane::rekey_sessions(const std::map<uint32_t, std::pair<Ipv4, Ipv4
     todo.emplace_back(index, k);
   });
   uint64_t n = 0;
-  for (auto& [index, k] : todo) n += table.rekey_reply(index, k);
+  for (auto& [index, k] : todo)
+    if (table.rekey_reply(index, k)) {
+      ++n;
+      // Rules match the destination after DNAT, which just changed: the
+      // session re-checks itself on its next packet (tag 0 is older than
+      // any view's).
+      table.at(index).rule_tag.store(0, std::memory_order_relaxed);
+    }
   // Only this thread counts this event; the service lcore's block holds it.
   (*counters_)[service_lcore_].event(Event::nat_sessions_rekeyed, n);
   return n;
@@ -413,7 +420,10 @@ Dataplane::ApplyResult Dataplane::apply_changes(const std::vector<Change>& chang
   auto g = build_generation(next, live_.get(), live_->id + 1, neighbors_, &err, &wg_, &nat_, &fw_);
   if (!g) {
     wg_.collect(*live_, qsbr_);  // whatever the failed build created
-    r.code = "internal";
+    // A policy rte_acl cannot compile, or rules or zones beyond the limits,
+    // are the request's doing; running out of memory otherwise is ours.
+    bool refused = err.rfind("fw_policy ", 0) == 0 || err.rfind("firewall: ", 0) == 0;
+    r.code = refused ? "invalid_argument" : "internal";
     r.error = err;
     return r;
   }

@@ -68,6 +68,7 @@ namespace tether::dp {
   X(fw_denied, "a firewall rule or a policy's default dropped a flow's first packet")        \
   X(fw_isolation, "first packet between two VDCs that no policy joins (isolation)")          \
   X(fw_rejected, "a firewall rule rejected it (answered with a TCP reset or ICMP)")          \
+  X(fw_icmp_unrelated, "ICMP error quoting a session but addressed to another host")         \
   X(fw_revoked, "packet of a session that a policy change no longer accepts")                \
   X(fw_tcp_not_syn, "first TCP packet of a flow is not a SYN")                               \
   X(fw_tcp_invalid, "TCP flags impossible, or not allowed in the connection's state")        \

@@ -50,8 +50,15 @@ std::vector<std::string> strings_of(const json& j, const char* key, const std::s
 
 std::vector<Ipv4Prefix> prefixes_of(const json& j, const char* key, const std::string& where) {
   std::vector<Ipv4Prefix> out;
-  for (auto& s : strings_of(j, key, where)) {
-    if (s == "any") continue;
+  std::vector<std::string> all = strings_of(j, key, where);
+  // An empty list would match everything, like no list: almost surely an
+  // allow-list generated from nothing. "any" alone says so plainly.
+  auto it = j.find(key);
+  if (it != j.end() && it->is_array() && all.empty())
+    bad(where + ": " + key + " is an empty list (leave it out, or say \"any\", to match any)");
+  if (all.size() == 1 && all[0] == "any") return out;
+  for (auto& s : all) {
+    if (s == "any") bad(where + ": " + key + ": \"any\" among other prefixes; use it alone");
     // Host bits are judged by fw::validate, which says what was meant.
     auto p = parse_prefix(s, true);
     if (!p) bad(where + ": " + key + " \"" + s + "\" is not like 10.0.0.0/24 or 10.0.0.5");
@@ -89,6 +96,8 @@ fw::Rule parse_fw_rule(const json& j, const std::string& where) {
             {"name", "src", "dst", "protocol", "sport", "dport", "icmp", "action", "log"});
   fw::Rule r;
   r.name = str_of(j, "name", where, false);
+  if (!r.name.empty() && r.name[0] == '#')
+    bad(where + ": rule names starting with '#' are reserved (\"" + r.name + "\")");
   r.src = prefixes_of(j, "src", where);
   r.dst = prefixes_of(j, "dst", where);
   auto pr = j.find("protocol");
@@ -113,14 +122,17 @@ fw::Rule parse_fw_rule(const json& j, const std::string& where) {
     auto it = j.find(key);
     if (it == j.end() || it->is_null()) continue;
     std::string text = it->is_number_integer() ? std::to_string(it->get<int64_t>())
-                       : it->is_string()        ? it->get<std::string>()
-                                                : std::string("?");
+                       : it->is_string()       ? it->get<std::string>()
+                                               : std::string("?");
     if (text == "?") bad(where + ": " + key + " must be like \"80,443,8000-8100\"");
     std::string err;
     auto ranges = fw::parse_ports(text, &err);
     if (!ranges) bad(where + ": " + key + ": " + err);
     (std::string(key) == "sport" ? r.sport : r.dport) = *ranges;
   }
+  auto icmp = j.find("icmp");
+  if (icmp != j.end() && icmp->is_array() && icmp->empty())
+    bad(where + ": icmp is an empty list (leave it out to match any type)");
   for (auto& t : strings_of(j, "icmp", where)) {
     fw::IcmpType it;
     size_t slash = t.find('/');

@@ -160,7 +160,7 @@ bool FwRuntime::setup(const Config& cfg, unsigned workers, std::string* error) {
   for (unsigned i = 0; i < kCounterSets; ++i)
     if (i < workers || i == kCounterSets - 1) counters_[i].reset(new RuleCounters[cfg.max_rules]());
   rule_names_.assign(cfg.max_rules, {});
-  for (uint32_t i = cfg.max_rules; i-- > kFirstRuleId;) free_rules_.push_back(i);
+  for (uint32_t i = kFirstRuleId; i < cfg.max_rules; ++i) free_rules_.push_back(i);
   rule_names_[kRuleBuiltinAccept] = "built-in accept";
   rule_names_[kRuleBuiltinIsolation] = "built-in isolation";
   static std::atomic<unsigned> instance{0};
@@ -195,8 +195,8 @@ uint32_t FwRuntime::rule_id(uint32_t policy, const std::string& identity) {
   auto it = rule_ids_.find(key);
   if (it != rule_ids_.end()) return it->second;
   if (free_rules_.empty()) return kRuleNone;
-  uint32_t id = free_rules_.back();
-  free_rules_.pop_back();
+  uint32_t id = free_rules_.front();
+  free_rules_.pop_front();
   for (auto& c : counters_)
     if (c) c[id] = {};
   rule_ids_[key] = id;

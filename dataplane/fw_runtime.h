@@ -183,7 +183,7 @@ class FwRuntime {
   void forget_except(const FwView& live);
   uint32_t new_tag() { return ++tag_; }
   uint32_t tag() const { return tag_; }
-  std::optional<std::string> rule_name(uint32_t id) const;  // "from->to: identity"
+  std::optional<std::string> rule_name(uint32_t id) const;  // its name, or canonical text
 
   // --- workers ---
   RuleCounters* counters(unsigned set) { return counters_[set].get(); }
@@ -206,7 +206,10 @@ class FwRuntime {
   std::map<std::pair<uint32_t, std::string>, uint32_t> rule_ids_;
   mutable std::mutex names_mu_;  // rule ids and names: the API thread writes, the service reads
   std::vector<std::string> rule_names_;  // by id
-  std::vector<uint32_t> free_rules_;
+  // Oldest freed first: an id comes back as late as possible, so that
+  // sessions and log records that still name a deleted rule (until they
+  // re-check) rarely see another rule's name.
+  std::deque<uint32_t> free_rules_;
   uint32_t tag_ = 0;
   std::array<std::unique_ptr<RuleCounters[]>, kCounterSets> counters_;
   struct alignas(64) Bucket {

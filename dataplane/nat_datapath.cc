@@ -120,8 +120,8 @@ inline bool wg_listen_addr(const Generation& g, uint16_t domain, uint32_t dst, u
 }  // namespace
 
 void nat_burst(Dataplane& dp, Worker& w, const Generation& g, uint16_t domain, uint16_t from_zone,
-               rte_mbuf** pkts, uint32_t* dst, uint32_t* src, uint16_t n, NatResult* res,
-               uint64_t now_ms) {
+               bool from_tunnel, rte_mbuf** pkts, uint32_t* dst, uint32_t* src, uint16_t n,
+               NatResult* res, uint64_t now_ms) {
   NatRuntime& nr = dp.nat();
   nat::SessionTable& table = nr.sessions();
   const nat::NatView& v = g.nat;
@@ -351,14 +351,24 @@ void nat_burst(Dataplane& dp, Worker& w, const Generation& g, uint16_t domain, u
       drop(i, Drop::nat_stale_session);
       return;
     }
-    if (s.rule_tag.load(std::memory_order_relaxed) != fv.tag() && !recheck(s)) {
+    // Tags only grow. A session newer than this worker's view (made a
+    // moment ago by a worker already on the next generation) is not judged
+    // by the older policy.
+    if (s.rule_tag.load(std::memory_order_relaxed) < fv.tag() && !recheck(s)) {
       drop(i, Drop::fw_revoked);
       return;
     }
     bool xlate = s.flags & nat::Session::kTranslated;
     nat::Rewrite rw = xlate ? nat::Rewrite::toward(from_orig ? s.reply : s.orig) : identity(i);
     if (k.what == nat::Class::kIcmpError) {
-      // Related to the session: passes (translated like its session).
+      // Related to the session: passes (translated like its session). An
+      // error that is not translated must be addressed to the sender of
+      // the packet it quotes (key = the quote's mirror): a quote of a
+      // session must not carry packets to anyone else.
+      if (!xlate && dst[i] != k.key.dst) {
+        drop(i, Drop::fw_icmp_unrelated);
+        return;
+      }
       record_first(i, rw);
       if (xlate) {
         nat::rewrite_icmp_error(ip, len, rw);
@@ -427,7 +437,14 @@ void nat_burst(Dataplane& dp, Worker& w, const Generation& g, uint16_t domain, u
     const nat::Classified& k = cl[i];
     uint8_t proto = k.key.proto;
     if (k.what == nat::Class::kIcmpError) {
-      // An error about no session of ours: judged alone.
+      // An error about no session of ours: judged alone, unless it is for
+      // the appliance itself, whose own connections (the control plane's)
+      // have no session here: the kernel relates it to them or drops it.
+      if (zone_to(domain, dst[i]) == kZoneManagement) {
+        record_first(i, identity(i));
+        pass(i);
+        return;
+      }
       judge_alone(i, nat::kIcmp, ip[20], ip[21]);
       return;
     }
@@ -435,8 +452,9 @@ void nat_burst(Dataplane& dp, Worker& w, const Generation& g, uint16_t domain, u
       judge_alone(i, nat::kIcmp, 0, ip[21]);
       return;
     }
-    if (proto == nat::kUdp && !g.wg_listen.empty() &&
+    if (proto == nat::kUdp && !from_tunnel && !g.wg_listen.empty() &&
         wg_listen_addr(g, domain, dst[i], k.key.dport)) {
+      record_first(i, identity(i));
       pass(i);
       return;
     }
@@ -512,6 +530,7 @@ void nat_burst(Dataplane& dp, Worker& w, const Generation& g, uint16_t domain, u
       // a connection attempt belongs to one (the appliance's own, or one the
       // policy let open): the kernel's connection tracking judges it.
       if (proto == nat::kTcp && !syn) {
+        record_first(i, identity(i));
         pass(i);
         return;
       }

@@ -36,11 +36,12 @@ struct NatResult {
 };
 
 // Filters and translates n validated IPv4 packets (Ethernet at offset 0)
-// that arrived in `domain` from firewall zone `from_zone`; dst/src (host
-// order) are updated for translated packets.
+// that arrived in `domain` from firewall zone `from_zone` (decrypted from
+// a tunnel: `from_tunnel`); dst/src (host order) are updated for translated
+// packets.
 void nat_burst(Dataplane& dp, Worker& w, const Generation& g, uint16_t domain, uint16_t from_zone,
-               rte_mbuf** pkts, uint32_t* dst, uint32_t* src, uint16_t n, NatResult* res,
-               uint64_t now_ms);
+               bool from_tunnel, rte_mbuf** pkts, uint32_t* dst, uint32_t* src, uint16_t n,
+               NatResult* res, uint64_t now_ms);
 
 // Takes out of the worker's fragment cache the held fragments whose first
 // fragment has come (rewritten, with their domain and destination), those

@@ -405,7 +405,7 @@ void route_ipv4(Dataplane& dp, Worker& w, const Generation& g, const Origin4& o,
   NatResult res[kBurst];
   uint16_t from_zone = o.from_peer ? g.fw.zone_of_iface(o.from_peer->iface->id, o.domain)
                                    : g.fw.zone_of_port(o.in_port);
-  nat_burst(dp, w, g, o.domain, from_zone, ip4, dst, src, n, res, now);
+  nat_burst(dp, w, g, o.domain, from_zone, o.from_peer != nullptr, ip4, dst, src, n, res, now);
   uint16_t pdom[kBurst];
   bool ptr[kBurst];
   uint16_t m = 0;

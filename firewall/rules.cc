@@ -261,11 +261,16 @@ std::optional<std::string> validate(const Policy& p) {
   if (p.to.empty()) return std::string("policy from \"" + p.from + "\" has no to zone");
   // Each name to the position that first used it, for a message naming both.
   std::unordered_map<std::string_view, size_t> seen;
+  size_t total = 0;
   for (size_t i = 0; i < p.rules.size(); ++i) {
     const Rule& r = p.rules[i];
     std::string where = "rule " + std::to_string(i + 1);
     if (!r.name.empty()) where += " (\"" + r.name + "\")";
     if (auto e = validate(r)) return where + ": " + *e;
+    total += r.expansion();
+    if (total > kMaxPolicyExpansion)
+      return where + ": the policy expands to more than " + std::to_string(kMaxPolicyExpansion) +
+             " rte_acl rules (prefixes x ports per rule); split it or use wider prefixes";
     if (r.name.empty()) continue;
     auto [it, added] = seen.emplace(r.name, i);
     if (!added) return where + ": name already used by rule " + std::to_string(it->second + 1);

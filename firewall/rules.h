@@ -48,7 +48,7 @@ struct Rule {
   std::string name;  // optional, unique within its policy
   std::vector<Ipv4Prefix> src;
   std::vector<Ipv4Prefix> dst;
-  uint8_t proto = 0;  // 0: any protocol
+  uint8_t proto = 0;             // 0: any protocol
   std::vector<PortRange> sport;  // TCP and UDP only
   std::vector<PortRange> dport;  // TCP and UDP only
   std::vector<IcmpType> icmp;    // ICMP only
@@ -63,8 +63,10 @@ struct Rule {
   size_t expansion() const;
 };
 
-// At most this many rte_acl rules one rule may expand to.
+// At most this many rte_acl rules one rule may expand to, and a whole
+// policy (compiling 12k takes about 0.4 s; a million, minutes and gigabytes).
 inline constexpr size_t kMaxExpansion = 4096;
+inline constexpr size_t kMaxPolicyExpansion = 262144;
 
 // nullopt when the rule is valid; otherwise a message naming what is wrong:
 // ports without TCP/UDP, ICMP types without ICMP, a prefix with host bits,
@@ -87,9 +89,9 @@ std::optional<std::string> validate(const Policy& p);
 struct Zone {
   std::string name;
   ZoneKind kind = ZoneKind::kVdc;
-  std::vector<uint16_t> domains;            // routing domains in the zone
-  std::vector<std::string> wg_interfaces;   // peers of these interfaces (overrides their domain)
-  std::vector<std::string> ports;           // these ports (overrides their domain)
+  std::vector<uint16_t> domains;           // routing domains in the zone
+  std::vector<std::string> wg_interfaces;  // peers of these interfaces (overrides their domain)
+  std::vector<std::string> ports;          // these ports (overrides their domain)
   bool operator==(const Zone&) const = default;
 };
 

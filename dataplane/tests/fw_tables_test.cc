@@ -81,6 +81,25 @@ TEST_F(FwStateTest, PoliciesNameZonesThatExist) {
             std::string::npos);
 }
 
+TEST_F(FwStateTest, APolicyMayNotExpandBeyondWhatCompilesInSeconds) {
+  // 100 rules of 64 sources x 64 destinations: 409600 rte_acl rules.
+  json p = {{"from", "uplink"}, {"to", "vdc-7"}, {"rules", json::array()}};
+  for (int i = 0; i < 100; ++i) {
+    json src = json::array(), dst = json::array();
+    for (int k = 0; k < 64; ++k) {
+      src.push_back("10." + std::to_string(i) + "." + std::to_string(k) + ".0/24");
+      dst.push_back("172.16." + std::to_string(k) + ".0/24");
+    }
+    p["rules"].push_back({{"src", src}, {"dst", dst}, {"action", "accept"}});
+  }
+  try {
+    parse_fw_policy(p, "p");
+    ADD_FAILURE() << "accepted";
+  } catch (const std::invalid_argument& e) {
+    EXPECT_NE(std::string(e.what()).find("more than 262144"), std::string::npos) << e.what();
+  }
+}
+
 TEST_F(FwStateTest, ZonesTakeDomainsPortsAndInterfacesOnce) {
   ok(zone({{"name", "acme"}, {"domains", json::array({7})}}));
   EXPECT_NE(refused(zone({{"name", "other"}, {"domains", json::array({8, 7})}}))
@@ -131,6 +150,18 @@ TEST(FwJson, RulesParseAndRefusePrecisely) {
             std::string::npos);
   EXPECT_NE(bad({{"action", "drop"}, {"colour", "red"}}).find("unknown key \"colour\""),
             std::string::npos);
+  // An empty list would match everything: refused, as is "any" in a list
+  // (which would silently match less than written), and reserved names.
+  EXPECT_NE(bad({{"src", json::array()}, {"action", "accept"}}).find("empty list"),
+            std::string::npos);
+  EXPECT_NE(
+      bad({{"protocol", "icmp"}, {"icmp", json::array()}, {"action", "accept"}}).find("empty list"),
+      std::string::npos);
+  EXPECT_NE(
+      bad({{"dst", json::array({"10.0.0.0/8", "any"})}, {"action", "accept"}}).find("use it alone"),
+      std::string::npos);
+  EXPECT_NE(bad({{"name", "#default"}, {"action", "accept"}}).find("reserved"), std::string::npos);
+  EXPECT_EQ(bad({{"src", "any"}, {"action", "accept"}}), "accepted");
   fw::Rule r = parse_fw_rule({{"name", "web"},
                               {"src", {"203.0.113.0/24", "198.51.100.7"}},
                               {"protocol", "tcp"},

@@ -50,13 +50,16 @@ lan2 of domain 0 are zones dmz1 and dmz2 of kind vdc. Policy uplink -> dmz1
 
 Round 1: the ACKs completing the accepted handshakes (the user twice,
 10.0.7.20), the SYN-ACK for 1027 and 10.0.8.20's ACK after it, all
-forwarded."""
+forwarded. An ICMP error quoting the dmz1 flow passes to the quoted
+packet's sender, 192.0.2.10; the same quote addressed to 192.0.2.11 does
+not (fw_icmp_unrelated): a session only vouches for errors to its own
+endpoints."""
 import pathlib
 import sys
 
 sys.path.insert(0, str(pathlib.Path(__file__).resolve().parents[2]))
 from pcapgen import *  # noqa: E402,F403
-from scapy.all import TCP  # noqa: E402
+from scapy.all import ICMP, TCP  # noqa: E402
 
 OUT = out_dir(__file__)
 UP = "02:00:00:00:00:01"
@@ -133,6 +136,22 @@ to_w8(1, "vdc7", H7_20, "10.0.7.20", 41000, 443, "A", 3001, 9201, 1026)
 hop(1, "up", tcp("up", ROUTER, USER, "192.0.2.10", 51000, 80, "A", 10001, 20001), "lan1", L10)
 from_w8(1, 1027, 443, "SA", 9300, 5001, "vdc8", H8_20, "10.0.8.20", 43000)
 to_w8(1, "vdc8", H8_20, "10.0.8.20", 43000, 443, "A", 5001, 9301, 1027)
+
+
+def icmp_about_dmz_flow(outer_dst):
+    """An ICMP error from the user's side quoting the dmz flow's reply."""
+    global ip_id
+    ip_id += 1
+    quote = IP(src="192.0.2.10", dst=USER, id=77, flags="DF") / TCP(sport=80, dport=51000,
+                                                                     flags="A", seq=20001)
+    return build(Ether(src=ROUTER, dst=UP) / IP(src=USER, dst=outer_dst, id=ip_id) /
+                 ICMP(type=3, code=3) / bytes(quote)[:28])
+
+
+# It relates to the session and goes to the quoted packet's sender; the same
+# quote addressed to another dmz1 host is refused (fw_icmp_unrelated).
+hop(1, "up", icmp_about_dmz_flow("192.0.2.10"), "lan1", L10)
+dropped(1, "up", icmp_about_dmz_flow("192.0.2.11"))
 
 send = rounds(R)
 for port in PORTS:
