@@ -232,8 +232,9 @@ DataplaneConfig parse(const json& root) {
   }
   if (const json* f = field(root, "firewall")) {
     if (!f->is_object()) fail("firewall must be an object");
-    static const std::set<std::string> fw_keys = {
-        "max_rules", "log_per_sec", "zones", "policies", "$comment", "tcp_window_tracking"};
+    static const std::set<std::string> fw_keys = {"max_rules", "log_per_sec", "zones",
+                                                  "policies",  "$comment",    "tcp_window_tracking",
+                                                  "tcp_pickup"};
     for (auto& [k, _] : f->items())
       if (!fw_keys.count(k)) fail("firewall: unknown key \"" + k + "\"");
     c.firewall.max_rules =
@@ -243,6 +244,10 @@ DataplaneConfig parse(const json& root) {
     if (const json* t = field(*f, "tcp_window_tracking")) {
       if (!t->is_boolean()) fail("firewall.tcp_window_tracking must be true or false");
       c.firewall.tcp_window_tracking = t->get<bool>();
+    }
+    if (const json* t = field(*f, "tcp_pickup")) {
+      if (!t->is_boolean()) fail("firewall.tcp_pickup must be true or false");
+      c.firewall.tcp_pickup = t->get<bool>();
     }
     try {
       for (const char* key : {"zones", "policies"}) {

@@ -82,6 +82,10 @@ struct FirewallConfig {
   // Off only where a connection's two directions do not both pass the
   // gateway (asymmetric routing) or in tests that send one side first.
   bool tcp_window_tracking = true;
+  // A TCP segment without a SYN may start a session (that only filters) if
+  // the policy accepts it: connections survive turning the firewall on and
+  // restarts, at the price of windows that are not checked for them.
+  bool tcp_pickup = false;
   std::vector<fw::Zone> zones;
   std::vector<fw::Policy> policies;
 };

@@ -115,7 +115,8 @@ namespace tether::dp {
   X(fw_sessions_revoked, "sessions a policy change no longer accepts")         \
   X(fw_logged, "firewall log records queued")                                  \
   X(fw_log_suppressed, "firewall log records over the rate, not logged")       \
-  X(fw_resets_sent, "TCP resets sent for rejected flows")
+  X(fw_resets_sent, "TCP resets sent for rejected flows")                      \
+  X(fw_tcp_picked_up, "TCP connections picked up mid-stream (tcp_pickup)")
 
 enum class Drop : uint8_t {
 #define X(name, text) name,

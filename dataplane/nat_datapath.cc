@@ -133,6 +133,7 @@ void nat_burst(Dataplane& dp, Worker& w, const Generation& g, uint16_t domain, u
   uint32_t now_s = static_cast<uint32_t>(now_ms / 1000);
   bool sequential = dp.config().testing.nat_sequential_ports;
   bool tcp_tracking = dp.config().firewall.tcp_window_tracking;
+  bool tcp_pickup = dp.config().firewall.tcp_pickup;
 
   // Raw room, each entry made in place by classify(): a default-made array
   // and a copy of each result cost more than the classification (the copy
@@ -537,7 +538,12 @@ void nat_burst(Dataplane& dp, Worker& w, const Generation& g, uint16_t domain, u
       judge_alone(i, proto, proto == nat::kIcmp ? ip[20] : 0, proto == nat::kIcmp ? ip[21] : 0);
       return;
     }
-    if (proto == nat::kTcp && !syn) {
+    // A TCP flow starts with a SYN, unless pickup is on: then a segment of
+    // a connection the gateway has no session for (it restarted, or the
+    // firewall was just turned on) starts one if the policy accepts it, as
+    // netfilter's loose tracking does. Never for what NAT translates.
+    if (proto == nat::kTcp && !syn &&
+        !(tcp_pickup && !xlate && !(k.tcp_flags & (nat::kSyn | nat::kRst)))) {
       drop(i, Drop::fw_tcp_not_syn);
       return;
     }
@@ -736,7 +742,10 @@ void nat_burst(Dataplane& dp, Worker& w, const Generation& g, uint16_t domain, u
           s.to_zone = jb.to_zone;
           if (track) {
             s.fw.store(nat::Session::kFwTrack, std::memory_order_relaxed);
-            fw::tcp_start(*new (s.tcp_window) fw::TcpWindow{}, seg);
+            // A picked-up connection's windows are unknown (no SYNs seen):
+            // left unstarted, its segments meet the flag checks only.
+            auto* win = new (s.tcp_window) fw::TcpWindow{};
+            if (fw::first_segment_ok(seg.flags)) fw::tcp_start(*win, seg);
           }
           s.created_s.store(now_s, std::memory_order_relaxed);
           s.last_seen_s.store(now_s, std::memory_order_relaxed);
@@ -763,6 +772,7 @@ void nat_burst(Dataplane& dp, Worker& w, const Generation& g, uint16_t domain, u
     ++r.sessions;
     if (!xlate) {
       c.event(Event::fw_sessions_created);
+      if (proto == nat::kTcp && !(k.tcp_flags & nat::kSyn)) c.event(Event::fw_tcp_picked_up);
       if (proto == nat::kTcp) {
         uint16_t mss = min_nonzero(v.mss(domain), v.mss(reply.domain));
         if (mss && nat::clamp_mss(ip, len, mss)) c.event(Event::nat_mss_clamped);
