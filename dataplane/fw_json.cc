@@ -3,22 +3,15 @@
 #include <stdexcept>
 
 #include "common/net.h"
+#include "dataplane/json_fields.h"
 
 namespace tether::dp {
 namespace {
 
 using nlohmann::json;
 
-[[noreturn]] void bad(const std::string& msg) { throw std::invalid_argument(msg); }
-
-void only_keys(const json& j, const std::string& where, std::initializer_list<const char*> keys) {
-  if (!j.is_object()) bad(where + ": must be an object");
-  for (auto& [k, _] : j.items()) {
-    bool ok = k == "kind" || k == "op" || k == "$comment";
-    for (const char* x : keys) ok = ok || k == x;
-    if (!ok) bad(where + ": unknown key \"" + k + "\"");
-  }
-}
+using jsonf::bad;
+using jsonf::only_keys;
 
 std::string str_of(const json& j, const char* key, const std::string& where, bool required) {
   auto it = j.find(key);
@@ -33,19 +26,7 @@ std::string str_of(const json& j, const char* key, const std::string& where, boo
 
 // A string or a list of strings.
 std::vector<std::string> strings_of(const json& j, const char* key, const std::string& where) {
-  std::vector<std::string> out;
-  auto it = j.find(key);
-  if (it == j.end() || it->is_null()) return out;
-  if (it->is_string()) {
-    out.push_back(it->get<std::string>());
-    return out;
-  }
-  if (!it->is_array()) bad(where + ": \"" + key + "\" must be a string or a list of strings");
-  for (auto& x : *it) {
-    if (!x.is_string()) bad(where + ": \"" + key + "\" must be a list of strings");
-    out.push_back(x.get<std::string>());
-  }
-  return out;
+  return jsonf::strings_of(j, key, where, /*lone_ok=*/true);
 }
 
 std::vector<Ipv4Prefix> prefixes_of(const json& j, const char* key, const std::string& where) {

@@ -3,35 +3,16 @@
 #include <stdexcept>
 
 #include "common/net.h"
+#include "dataplane/json_fields.h"
 
 namespace tether::dp {
 namespace {
 
 using nlohmann::json;
 
-[[noreturn]] void bad(const std::string& msg) { throw std::invalid_argument(msg); }
-
-std::vector<std::string> strings_of(const json& j, const char* key, const std::string& where) {
-  std::vector<std::string> out;
-  auto it = j.find(key);
-  if (it == j.end() || it->is_null()) return out;
-  if (!it->is_array()) bad(where + ": \"" + key + "\" must be a list of strings");
-  for (auto& x : *it) {
-    if (!x.is_string()) bad(where + ": \"" + key + "\" must be a list of strings");
-    out.push_back(x.get<std::string>());
-  }
-  return out;
-}
-
-uint32_t uint_of(const json& j, const char* key, const std::string& where, uint32_t def,
-                 uint32_t min, uint32_t max) {
-  auto it = j.find(key);
-  if (it == j.end() || it->is_null()) return def;
-  if (!it->is_number_integer() || it->get<int64_t>() < min || it->get<int64_t>() > max)
-    bad(where + ": " + key + " must be an integer " + std::to_string(min) + "-" +
-        std::to_string(max));
-  return static_cast<uint32_t>(it->get<int64_t>());
-}
+using jsonf::bad;
+using jsonf::strings_of;
+using jsonf::uint_of;
 
 fw::HostPolicy::Service service_of(const std::string& s, const std::string& where) {
   auto fail = [&]() {

@@ -3,22 +3,15 @@
 #include <stdexcept>
 
 #include "common/net.h"
+#include "dataplane/json_fields.h"
 
 namespace tether::dp {
 namespace {
 
+using jsonf::bad;
+using jsonf::only_keys;
+using jsonf::uint_of;
 using nlohmann::json;
-
-[[noreturn]] void bad(const std::string& msg) { throw std::invalid_argument(msg); }
-
-void only_keys(const json& j, const std::string& where, std::initializer_list<const char*> keys) {
-  if (!j.is_object()) bad(where + ": must be an object");
-  for (auto& [k, _] : j.items()) {
-    bool ok = k == "kind" || k == "op" || k == "$comment";
-    for (const char* x : keys) ok = ok || k == x;
-    if (!ok) bad(where + ": unknown key \"" + k + "\"");
-  }
-}
 
 uint32_t addr_field(const json& j, const char* key, const std::string& where) {
   auto it = j.find(key);
@@ -26,20 +19,6 @@ uint32_t addr_field(const json& j, const char* key, const std::string& where) {
   auto ip = parse_ipv4(it->get<std::string>());
   if (!ip) bad(where + ": " + key + " \"" + it->get<std::string>() + "\" is not like 10.0.0.5");
   return *ip;
-}
-
-uint64_t uint_of(const json& j, const char* key, const std::string& where, uint64_t def,
-                 uint64_t min, uint64_t max, bool required = false) {
-  auto it = j.find(key);
-  if (it == j.end() || it->is_null()) {
-    if (required) bad(where + ": missing \"" + key + "\"");
-    return def;
-  }
-  if (!it->is_number_integer() || it->get<int64_t>() < 0 || it->get<uint64_t>() < min ||
-      it->get<uint64_t>() > max)
-    bad(where + ": " + key + " must be an integer " + std::to_string(min) + "-" +
-        std::to_string(max));
-  return it->get<uint64_t>();
 }
 
 std::string name_of(const json& j, const std::string& where) {

@@ -1,5 +1,5 @@
-// GoogleTest main for the firewall tests that need DPDK (rte_acl allocates with
-// rte_malloc): brings up a small EAL without
+// GoogleTest main for the unit tests of modules that need DPDK (rte_hash,
+// rte_ring, rte_rcu_qsbr, rte_acl): brings up a small EAL without
 // hugepages on lcores 0-1 (the main lcore runs the tests; lcore 1 is there for
 // tests that need a second EAL thread). Unit tests only; benchmarks never run
 // like this.
@@ -12,8 +12,8 @@
 
 int main(int argc, char** argv) {
   testing::InitGoogleTest(&argc, argv);
-  std::string prefix = "--file-prefix=tether-fw-" + std::to_string(getpid());
-  std::vector<std::string> args = {"fw-unit",
+  std::string prefix = "--file-prefix=tether-unit-eal-" + std::to_string(getpid());
+  std::vector<std::string> args = {"unit-eal",
                                    "-l",
                                    "0-1",
                                    "--no-huge",
