@@ -213,8 +213,11 @@ json fw_rule_json(const fw::Rule& r) {
   if (!r.dport.empty()) j["dport"] = fw::format_ports(r.dport);
   if (!r.icmp.empty()) {
     json a = json::array();
-    for (auto& t : r.icmp)
-      a.push_back(std::to_string(t.type) + (t.code >= 0 ? "/" + std::to_string(t.code) : ""));
+    for (auto& t : r.icmp) {
+      std::string s = std::to_string(t.type);
+      if (t.code >= 0) (s += '/') += std::to_string(t.code);
+      a.push_back(s);
+    }
     j["icmp"] = a;
   }
   if (r.log) j["log"] = true;

@@ -135,7 +135,7 @@ std::string icmp_text(const std::vector<IcmpType>& list) {
        })) {
     if (!out.empty()) out += ',';
     out += std::to_string(t.type);
-    if (t.code >= 0) out += "/" + std::to_string(t.code);
+    if (t.code >= 0) (out += '/') += std::to_string(t.code);
   }
   return out;
 }

@@ -833,7 +833,7 @@ void Bench::run() {
 
 Options parse_args(int argc, char** argv) {
   Options o;
-  std::map<std::string, std::function<void(const std::string&)>> flags = {
+  FlagHandlers flags = {
       {"--side", [&](const std::string& v) { o.side = v; }},
       {"--figures", [&](const std::string& v) { o.figures = split(v, ','); }},
       {"--warmup", [&](const std::string& v) { o.warmup = std::stod(v); }},
@@ -848,17 +848,7 @@ Options parse_args(int argc, char** argv) {
       {"--swap-warmup", [&](const std::string& v) { o.swap_warmup = std::stoul(v) != 0; }},
       {"--seed", [&](const std::string& v) { o.seed = std::stoull(v); }},
   };
-  for (int i = 1; i < argc; ++i) {
-    std::string a = argv[i];
-    if (a == "--") {
-      for (++i; i < argc; ++i) o.eal.push_back(argv[i]);
-      break;
-    }
-    auto it = flags.find(a);
-    if (it == flags.end()) throw std::runtime_error("unknown argument " + a);
-    if (i + 1 >= argc) throw std::runtime_error(a + " needs a value");
-    it->second(argv[++i]);
-  }
+  parse_flags(argc, argv, flags, &o.eal);
   if (!o.swap_samples) o.swap_samples = o.samples;
   if (o.side != "forward" && o.side != "fw") throw std::runtime_error("--side forward|fw");
   if (o.side == "fw" && o.figures.empty()) throw std::runtime_error("--figures is empty");
@@ -883,24 +873,5 @@ int main(int argc, char** argv) {
     std::fprintf(stderr, "fw_bench: %s\n", e.what());
     return 2;
   }
-  if (eal_init("fw_bench", opt.main_lcore, opt.worker_lcore, opt.eal,
-               {"net_null_fu", "net_null_fl"}) < 0) {
-    std::fprintf(stderr, "fw_bench: rte_eal_init failed (hugepages reserved?)\n");
-    return 2;
-  }
-  int rc = 0;
-  {
-    Bench bench(opt);
-    try {
-      bench.setup();
-      bench.run();
-      int64_t missing = bench.teardown();
-      std::printf("{\"exit\": {\"missing_mbufs\": %ld}}\n", static_cast<long>(missing));
-    } catch (const std::exception& e) {
-      std::fprintf(stderr, "fw_bench: %s\n", e.what());
-      rc = 1;
-    }
-  }
-  rte_eal_cleanup();
-  return rc;
+  return bench_main<Bench>("fw_bench", opt, {"net_null_fu", "net_null_fl"});
 }

@@ -263,6 +263,50 @@ inline int eal_init(const char* prog, unsigned main_lcore, unsigned worker_lcore
   return rte_eal_init(static_cast<int>(av.size()), av.data());
 }
 
+// The bench binaries' command lines: `--flag value` pairs (one handler per
+// flag), then `--` and the EAL's arguments.
+using FlagHandlers = std::map<std::string, std::function<void(const std::string&)>>;
+inline void parse_flags(int argc, char** argv, const FlagHandlers& flags,
+                        std::vector<std::string>* eal) {
+  for (int i = 1; i < argc; ++i) {
+    std::string a = argv[i];
+    if (a == "--") {
+      for (++i; i < argc; ++i) eal->push_back(argv[i]);
+      return;
+    }
+    auto it = flags.find(a);
+    if (it == flags.end()) throw std::runtime_error("unknown argument " + a);
+    if (i + 1 >= argc) throw std::runtime_error(a + " needs a value");
+    it->second(argv[++i]);
+  }
+}
+
+// A bench binary's main after its options are parsed: the EAL with these
+// virtual devices, then setup, run and teardown of `B`, and the exit line
+// with the mbufs that did not come back. 0, 1 (the bench failed) or 2.
+template <class B, class O>
+int bench_main(const char* prog, const O& opt, const std::vector<std::string>& vdevs) {
+  if (eal_init(prog, opt.main_lcore, opt.worker_lcore, opt.eal, vdevs) < 0) {
+    std::fprintf(stderr, "%s: rte_eal_init failed (hugepages reserved?)\n", prog);
+    return 2;
+  }
+  int rc = 0;
+  {
+    B bench(opt);
+    try {
+      bench.setup();
+      bench.run();
+      int64_t missing = bench.teardown();
+      std::printf("{\"exit\": {\"missing_mbufs\": %ld}}\n", static_cast<long>(missing));
+    } catch (const std::exception& e) {
+      std::fprintf(stderr, "%s: %s\n", prog, e.what());
+      rc = 1;
+    }
+  }
+  rte_eal_cleanup();
+  return rc;
+}
+
 // A real Dataplane (no worker launched, no service loop) whose worker 0 the
 // subclass plays: on the worker lcore (on_worker) it calls push() on bursts it
 // builds and worker_tail() after each, as worker_main does after RX. The main

@@ -751,50 +751,27 @@ void Bench::run() {
 Options parse_args(int argc, char** argv) {
   Options o;
   bool rewrite_samples_set = false;
-  int i = 1;
-  auto value = [&](const char* flag) -> std::string {
-    if (i + 1 >= argc) throw std::runtime_error(std::string(flag) + " needs a value");
-    return argv[++i];
+  FlagHandlers flags = {
+      {"--side", [&](const std::string& v) { o.side = v; }},
+      {"--figures", [&](const std::string& v) { o.figures = split(v, ','); }},
+      {"--warmup", [&](const std::string& v) { o.warmup = std::stod(v); }},
+      {"--seconds", [&](const std::string& v) { o.seconds = std::stod(v); }},
+      {"--samples", [&](const std::string& v) { o.samples = std::stoul(v); }},
+      {"--main-lcore", [&](const std::string& v) { o.main_lcore = std::stoul(v); }},
+      {"--worker-lcore", [&](const std::string& v) { o.worker_lcore = std::stoul(v); }},
+      {"--vdcs", [&](const std::string& v) { o.vdcs = std::stoul(v); }},
+      {"--max-sessions", [&](const std::string& v) { o.max_sessions = std::stoul(v); }},
+      {"--flows", [&](const std::string& v) { o.flows = std::stoul(v); }},
+      {"--new-batch", [&](const std::string& v) { o.new_batch = std::stoul(v); }},
+      {"--rewrite-mappings", [&](const std::string& v) { o.rewrite_mappings = std::stoul(v); }},
+      {"--rewrite-samples",
+       [&](const std::string& v) {
+         o.rewrite_samples = std::stoul(v);
+         rewrite_samples_set = true;
+       }},
+      {"--rewrite-warmup", [&](const std::string& v) { o.rewrite_warmup = std::stoul(v) != 0; }},
   };
-  for (; i < argc; ++i) {
-    std::string a = argv[i];
-    if (a == "--") {
-      for (++i; i < argc; ++i) o.eal.push_back(argv[i]);
-      break;
-    }
-    if (a == "--side") {
-      o.side = value("--side");
-    } else if (a == "--figures") {
-      o.figures = split(value("--figures"), ',');
-    } else if (a == "--warmup") {
-      o.warmup = std::stod(value("--warmup"));
-    } else if (a == "--seconds") {
-      o.seconds = std::stod(value("--seconds"));
-    } else if (a == "--samples") {
-      o.samples = std::stoul(value("--samples"));
-    } else if (a == "--main-lcore") {
-      o.main_lcore = std::stoul(value("--main-lcore"));
-    } else if (a == "--worker-lcore") {
-      o.worker_lcore = std::stoul(value("--worker-lcore"));
-    } else if (a == "--vdcs") {
-      o.vdcs = std::stoul(value("--vdcs"));
-    } else if (a == "--max-sessions") {
-      o.max_sessions = std::stoul(value("--max-sessions"));
-    } else if (a == "--flows") {
-      o.flows = std::stoul(value("--flows"));
-    } else if (a == "--new-batch") {
-      o.new_batch = std::stoul(value("--new-batch"));
-    } else if (a == "--rewrite-mappings") {
-      o.rewrite_mappings = std::stoul(value("--rewrite-mappings"));
-    } else if (a == "--rewrite-samples") {
-      o.rewrite_samples = std::stoul(value("--rewrite-samples"));
-      rewrite_samples_set = true;
-    } else if (a == "--rewrite-warmup") {
-      o.rewrite_warmup = std::stoul(value("--rewrite-warmup")) != 0;
-    } else {
-      throw std::runtime_error("unknown argument " + a);
-    }
-  }
+  parse_flags(argc, argv, flags, &o.eal);
   if (!rewrite_samples_set) o.rewrite_samples = o.samples;
   if (o.side != "forward" && o.side != "nat") throw std::runtime_error("--side forward|nat");
   if (o.side == "nat" && o.figures.empty()) throw std::runtime_error("--figures is empty");
@@ -820,23 +797,5 @@ int main(int argc, char** argv) {
   std::vector<std::string> vdevs = {"net_null_nu"};
   for (unsigned k = 1; k <= opt.vdcs; ++k) vdevs.push_back(fmt("net_null_nv%u", k));
   vdevs.push_back("net_ring0");
-  if (eal_init("nat_bench", opt.main_lcore, opt.worker_lcore, opt.eal, vdevs) < 0) {
-    std::fprintf(stderr, "nat_bench: rte_eal_init failed (hugepages reserved?)\n");
-    return 2;
-  }
-  int rc = 0;
-  {
-    Bench bench(opt);
-    try {
-      bench.setup();
-      bench.run();
-      int64_t missing = bench.teardown();
-      std::printf("{\"exit\": {\"missing_mbufs\": %ld}}\n", static_cast<long>(missing));
-    } catch (const std::exception& e) {
-      std::fprintf(stderr, "nat_bench: %s\n", e.what());
-      rc = 1;
-    }
-  }
-  rte_eal_cleanup();
-  return rc;
+  return bench_main<Bench>("nat_bench", opt, vdevs);
 }
