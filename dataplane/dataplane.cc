@@ -416,6 +416,12 @@ Dataplane::ApplyResult Dataplane::apply_changes(const std::vector<Change>& chang
       }
   }
   std::string err;
+  // Policies compile before the WireGuard lock is taken (see precompile).
+  if (!fw_.precompile(next, &live_->fw, &err)) {
+    r.code = "invalid_argument";
+    r.error = err;
+    return r;
+  }
   std::unique_lock wl(wg_.mutex());
   auto g = build_generation(next, live_.get(), live_->id + 1, neighbors_, &err, &wg_, &nat_, &fw_);
   if (!g) {

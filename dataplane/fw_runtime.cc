@@ -115,12 +115,15 @@ bool build_fw_view(const ControlState& state, const FwView* prev, FwRuntime& rt,
     pv.from = from;
     pv.to = to;
     pv.policy = pe.e;
-    auto acl = fw::Classifier::compile(pe.e.rules, SOCKET_ID_ANY, error);
-    if (!acl) {
-      *error = "fw_policy " + pe.e.from + "->" + pe.e.to + ": " + *error;
-      return false;
+    pv.acl = rt.take_compiled(pe.e);
+    if (!pv.acl) {
+      auto acl = fw::Classifier::compile(pe.e.rules, SOCKET_ID_ANY, error);
+      if (!acl) {
+        *error = "fw_policy " + pe.e.from + "->" + pe.e.to + ": " + *error;
+        return false;
+      }
+      pv.acl = std::move(acl);
     }
-    pv.acl = std::move(acl);
     for (auto& r : pe.e.rules) {
       FwRuleRef ref{rt.rule_id(pv.id, r.identity()), r.action, r.log};
       if (ref.id == kRuleNone) {
@@ -149,6 +152,34 @@ bool build_fw_view(const ControlState& state, const FwView* prev, FwRuntime& rt,
 }
 
 // --- FwRuntime ---
+
+bool FwRuntime::precompile(const ControlState& state, const FwView* live, std::string* error) {
+  compiled_.clear();
+  for (auto& pe : state.fw_policies()) {
+    bool same = false;
+    if (live)
+      for (auto& [key, pv] : live->policies()) same = same || pv.policy == pe.e;
+    if (same) continue;
+    auto acl = fw::Classifier::compile(pe.e.rules, SOCKET_ID_ANY, error);
+    if (!acl) {
+      *error = "fw_policy " + pe.e.from + "->" + pe.e.to + ": " + *error;
+      compiled_.clear();
+      return false;
+    }
+    compiled_.emplace_back(pe.e, std::move(acl));
+  }
+  return true;
+}
+
+std::shared_ptr<const fw::Classifier> FwRuntime::take_compiled(const fw::Policy& p) {
+  for (auto it = compiled_.begin(); it != compiled_.end(); ++it)
+    if (it->first == p) {
+      auto acl = std::move(it->second);
+      compiled_.erase(it);
+      return acl;
+    }
+  return nullptr;
+}
 
 FwRuntime::~FwRuntime() {
   if (log_ring_) rte_ring_free(log_ring_);

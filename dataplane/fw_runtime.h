@@ -182,6 +182,13 @@ class FwRuntime {
   // publish; counters reset when an id is reused).
   void forget_except(const FwView& live);
   uint32_t new_tag() { return ++tag_; }
+  // Compiles the policies of `state` that `live` does not have as they are,
+  // so that the build (which holds the WireGuard runtime's lock) finds them
+  // ready: rte_acl takes about 40 ms per 1k rules, and WireGuard handshakes
+  // wait for that lock. False with rte_acl's message.
+  bool precompile(const ControlState& state, const FwView* live, std::string* error);
+  // A classifier precompile() made for `p`, taken (nullptr: none).
+  std::shared_ptr<const fw::Classifier> take_compiled(const fw::Policy& p);
   uint32_t tag() const { return tag_; }
   std::optional<std::string> rule_name(uint32_t id) const;  // its name, or canonical text
 
@@ -211,6 +218,7 @@ class FwRuntime {
   // re-check) rarely see another rule's name.
   std::deque<uint32_t> free_rules_;
   uint32_t tag_ = 0;
+  std::vector<std::pair<fw::Policy, std::shared_ptr<const fw::Classifier>>> compiled_;
   std::array<std::unique_ptr<RuleCounters[]>, kCounterSets> counters_;
   struct alignas(64) Bucket {
     double tokens = 0;

@@ -752,8 +752,11 @@ void nat_burst(Dataplane& dp, Worker& w, const Generation& g, uint16_t domain, u
         },
         &index);
     if (ins == nat::SessionTable::Insert::kExists) {
-      // Made a moment ago by another worker: use that one.
+      // Made a moment ago by another worker: use that one (which counts
+      // the packet for its own rule).
       unport();
+      --r.packets;
+      r.bytes -= total;
       uint32_t h = table.lookup(k.key);
       if (h != nat::SessionTable::kMiss) {
         on_session(i, h, ip, len, total);
