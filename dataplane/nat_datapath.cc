@@ -538,6 +538,21 @@ void nat_burst(Dataplane& dp, Worker& w, const Generation& g, uint16_t domain, u
       judge_alone(i, proto, proto == nat::kIcmp ? ip[20] : 0, proto == nat::kIcmp ? ip[21] : 0);
       return;
     }
+    jb.policy = fv.policy(from_zone, jb.to_zone);
+    if (!xlate && !jb.policy && !fv.policy(jb.to_zone, from_zone)) {
+      // No policy filters this pair either way and the built-in verdict
+      // accepts: routed as it is, as a router would, with no session, so
+      // that traffic nobody filters never fills the session table.
+      FwRuleRef b = fv.builtin(from_zone, jb.to_zone);
+      if (b.action == fw::Action::kAccept) {
+        RuleCounters& r = rc[b.id];
+        ++r.packets;
+        r.bytes += total_of(i);
+        record_first(i, identity(i));
+        pass(i);
+        return;
+      }
+    }
     // A TCP flow starts with a SYN, unless pickup is on: then a segment of
     // a connection the gateway has no session for (it restarted, or the
     // firewall was just turned on) starts one if the policy accepts it, as
@@ -547,7 +562,6 @@ void nat_burst(Dataplane& dp, Worker& w, const Generation& g, uint16_t domain, u
       drop(i, Drop::fw_tcp_not_syn);
       return;
     }
-    jb.policy = fv.policy(from_zone, jb.to_zone);
     jb.key = fw_key_of(k.key, jb.reply);
     new (&jobs[njobs++]) Job(jb);
   };

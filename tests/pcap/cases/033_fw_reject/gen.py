@@ -24,9 +24,11 @@ tracking judges it; here no exception path: local_unsupported).
 Anything else: ICMP destination unreachable, communication administratively
 prohibited (3/13, RFC 1812 §5.2.7.1) from the address of the port it leaves
 by (RFC 1812 §4.3.2.4: 198.51.100.1 on the uplink, 10.0.0.1 in the VDC),
-quoting the packet as it arrived (not translated). An ICMP error that hits a
-reject rule is dropped, not answered (RFC 1812 §4.3.2.7: no error about an
-error): fw_denied. Resets and ICMP errors share the ICMP token bucket (9
+quoting the packet as it arrived (not translated). An ICMP error to the
+gateway itself meets no policy: it belongs to the appliance's own
+connections, which the kernel relates it to (here, with no exception path,
+local_unsupported); it is never answered (RFC 1812 §4.3.2.7: no error about
+an error). Resets and ICMP errors share the ICMP token bucket (9
 here): the last two rejected packets get no answer (icmp_rate_limited).
 
 The uplink's one burst (user 203.0.113.10):
@@ -41,7 +43,7 @@ The uplink's one burst (user 203.0.113.10):
  9 FIN+ACK+data :40007 -> .1:23,
 10 RST :40008 -> .1:23                     -> no verdict: local_unsupported
 11 UDP :40009 -> .1:161                    -> ICMP 3/13 from .1           (id 7)
-12 ICMP 3/3 from the user to .1            -> nothing (fw_denied)
+12 ICMP 3/3 from the user to .1            -> to the kernel: local_unsupported
 13 echo request -> .1                      -> echo reply (the default accepts)
 The VDC's burst (workload 10.0.0.5, handled after the uplink's):
 14 SYN :33000 -> 192.0.2.25:25             -> RST+ACK from 192.0.2.25:25  (id 8)
@@ -139,8 +141,8 @@ from_user(OWN, TCP(sport=40007, dport=23, flags="FA", seq=100, ack=200) / Raw(b"
 from_user(OWN, TCP(sport=40008, dport=23, flags="R", seq=300))
 # 11: UDP to the gateway itself.
 prohibited(from_user(OWN, UDP(sport=40009, dport=161) / Raw(b"snmp get")))
-# 12: an ICMP error (about a datagram the gateway never sent) hits the
-# reject rule: dropped without an answer.
+# 12: an ICMP error to the gateway itself: no policy, passed on toward the
+# kernel (local_unsupported here), never answered.
 quote = raw(IP(src=OWN, dst=USER, ttl=60) / UDP(sport=5000, dport=6000) / Raw(b"x"))
 from_user(OWN, ICMP(type=3, code=3) / Raw(quote))
 # 13: an echo request to the gateway itself: the default accepts it.
