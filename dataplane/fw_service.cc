@@ -14,7 +14,12 @@ namespace tether::dp {
 void Service::fw_reject(const Generation& g, rte_mbuf* m) {
   constexpr uint16_t kEth = sizeof(rte_ether_hdr);
   auto* ip = rte_pktmbuf_mtod_offset(m, rte_ipv4_hdr*, kEth);
-  if (ip->next_proto_id != IPPROTO_TCP) return icmp_error(g, m, 3, 13, 0);
+  if (ip->next_proto_id != IPPROTO_TCP) {
+    rejecting_ = true;
+    icmp_error(g, m, 3, 13, 0);
+    rejecting_ = false;
+    return;
+  }
   // The worker counted the packet as fw_rejected; what is not answered here
   // is freed without a second count.
   unsigned ihl = (ip->version_ihl & 0xf) * 4u;
@@ -29,7 +34,7 @@ void Service::fw_reject(const Generation& g, rte_mbuf* m) {
     rte_pktmbuf_free(m);
     return;
   }
-  if (!take_icmp_token()) return drop(m, Drop::icmp_rate_limited);
+  if (!take_icmp_token(reject_bucket_)) return drop(m, Drop::icmp_rate_limited);
   unsigned doff = (tcp->data_off >> 4) * 4u;
   unsigned total = rte_be_to_cpu_16(ip->total_length);
   uint32_t seglen = total > ihl + doff ? total - ihl - doff : 0;

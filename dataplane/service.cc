@@ -37,9 +37,10 @@ void finish_ipv4_checksum(rte_ipv4_hdr* ip) {
 Service::Service(Dataplane& dp)
     : dp_(dp),
       c_(dp.counters()[rte_lcore_id()]),
-      icmp_tokens_(dp.config().icmp.burst),
+      icmp_bucket_{static_cast<double>(dp.config().icmp.burst), 0},
+      reject_bucket_{static_cast<double>(dp.config().icmp.burst), 0},
       wg_aead_(std::make_unique<wg::Aead>()) {
-  icmp_last_ms_ = now_ms();
+  icmp_bucket_.last_ms = reject_bucket_.last_ms = now_ms();
 }
 
 uint64_t Service::now_ms() const { return dp_.now_ms(); }
@@ -59,15 +60,14 @@ void Service::inject(rte_mbuf* m, uint16_t port) {
   drop(m, Drop::inject_ring_full);
 }
 
-bool Service::take_icmp_token() {
+bool Service::take_icmp_token(TokenBucket& b) {
   const auto& cfg = dp_.config().icmp;
   if (cfg.rate_per_sec == 0) return false;  // ICMP errors switched off
   uint64_t now = now_ms();
-  icmp_tokens_ =
-      std::min<double>(cfg.burst, icmp_tokens_ + (now - icmp_last_ms_) * cfg.rate_per_sec / 1000.0);
-  icmp_last_ms_ = now;
-  if (icmp_tokens_ < 1.0) return false;
-  icmp_tokens_ -= 1.0;
+  b.tokens = std::min<double>(cfg.burst, b.tokens + (now - b.last_ms) * cfg.rate_per_sec / 1000.0);
+  b.last_ms = now;
+  if (b.tokens < 1.0) return false;
+  b.tokens -= 1.0;
   return true;
 }
 
@@ -331,7 +331,7 @@ void Service::icmp_error(const Generation& g, rte_mbuf* m, uint8_t type, uint8_t
   uint16_t domain = meta(m)->domain;
   // The error packet about `m`, from `from` to `to`; consumes m.
   auto build = [&](uint32_t from) -> rte_mbuf* {
-    if (!take_icmp_token()) {
+    if (!take_icmp_token(rejecting_ ? reject_bucket_ : icmp_bucket_)) {
       drop(m, Drop::icmp_rate_limited);
       return nullptr;
     }

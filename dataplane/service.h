@@ -53,7 +53,16 @@ class Service {
   void send_arp_request(const Generation& g, uint16_t port, uint32_t target);
   void inject(rte_mbuf* m, uint16_t port);
   void drop(rte_mbuf* m, Drop reason);
-  bool take_icmp_token();
+  // A token of the ICMP error rate (icmp.rate_per_sec, icmp.burst), from
+  // the bucket of the errors the routing raises or from the firewall's
+  // rejects' own, so that a scan of `reject` rules never starves the
+  // errors (fragmentation needed, time exceeded) real traffic depends on.
+  struct TokenBucket {
+    double tokens = 0;
+    uint64_t last_ms = 0;
+  };
+  bool take_icmp_token(TokenBucket& b);
+  bool take_icmp_token() { return take_icmp_token(icmp_bucket_); }
 
   // --- WireGuard (dataplane/wg_service.cc), under WgRuntime::mutex() ---
   void wg_poll(const Generation& g);
@@ -100,8 +109,9 @@ class Service {
   LcoreCounters& c_;
   unsigned next_worker_ = 0;
   uint16_t ip_id_ = 1;
-  double icmp_tokens_;
-  uint64_t icmp_last_ms_;
+  TokenBucket icmp_bucket_;
+  TokenBucket reject_bucket_;
+  bool rejecting_ = false;  // icmp_error() answers a firewall reject: its bucket
   uint64_t last_timer_ms_ = 0;
   uint64_t last_forget_ms_ = 0;
   std::vector<rte_mbuf*> kernel_tx_;

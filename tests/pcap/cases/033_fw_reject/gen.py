@@ -28,8 +28,9 @@ quoting the packet as it arrived (not translated). An ICMP error to the
 gateway itself meets no policy: it belongs to the appliance's own
 connections, which the kernel relates it to (here, with no exception path,
 local_unsupported); it is never answered (RFC 1812 §4.3.2.7: no error about
-an error). Resets and ICMP errors share the ICMP token bucket (9
-here): the last two rejected packets get no answer (icmp_rate_limited).
+an error). Resets and ICMP 3/13 answers share the rejects' token bucket
+(icmp.burst, 9 here; apart from the routing's ICMP errors): the last two
+rejected packets get no answer (icmp_rate_limited).
 
 The uplink's one burst (user 203.0.113.10):
  1 SYN (MSS option) :40000 -> .7:23        -> RST+ACK seq 0 ack 1001      (id 1)
