@@ -712,6 +712,10 @@ json ApiServer::nat_method(const std::string& method, const json& params, const 
       auto id = nr.find_id(mname);
       mapping = id ? id->id : UINT32_MAX - 1;  // no id yet: matches no session
     }
+    // The firewall's view: sessions a rule (by name or canonical text)
+    // accepted, sessions from or to a zone.
+    std::string rule = str_field(params, "rule", "params", false);
+    std::string zone = str_field(params, "zone", "params", false);
     std::optional<bool> only_translated;
     if (params.contains("translated")) {
       if (!params["translated"].is_boolean())
@@ -729,6 +733,9 @@ json ApiServer::nat_method(const std::string& method, const json& params, const 
       if (proto && s.orig.proto != *proto) return;
       if (mapping && s.mapping != *mapping) return;
       if (only_translated && ((s.flags & nat::Session::kTranslated) != 0) != *only_translated)
+        return;
+      if (!rule.empty() && fr.rule_name(s.rule) != rule) return;
+      if (!zone.empty() && g.fw.zone_name(s.from_zone) != zone && g.fw.zone_name(s.to_zone) != zone)
         return;
       if (addr &&
           !side_has(s.orig,

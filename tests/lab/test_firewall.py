@@ -559,6 +559,14 @@ def test_interconnect_policy_opens_one_port(ic):
     assert (fw["from"], fw["to"]) == (A_ZONE, B_ZONE), s
     assert fw["checked"] and not fw["revoked"], s
     assert not ic.sessions_from_a("b-http"), "a denied flow got a session"
+    # The same session found by the rule that accepted it and by its zones.
+    by_rule = t.dp.call("sessions.list", {"rule": RULE_NAME})["sessions"]
+    # (The rule accepted two sessions: the probe's and this exchange's.)
+    assert a_port in [x["orig"]["sport"] for x in by_rule] and len(by_rule) == 2, by_rule
+    assert all(x["firewall"]["rule"] == RULE_NAME for x in by_rule), by_rule
+    by_zone = t.dp.call("sessions.list", {"zone": A_ZONE})["sessions"]
+    assert a_port in [x["orig"]["sport"] for x in by_zone], by_zone
+    assert t.dp.call("sessions.list", {"rule": "no-such-rule"})["sessions"] == []
 
     def logged():
         return [x for x in t.dp.call("fw.log.list")["lines"]
