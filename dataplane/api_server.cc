@@ -759,9 +759,11 @@ json ApiServer::nat_method(const std::string& method, const json& params, const 
       // The rule that accepted it, as of the policy tag it was last checked
       // under: a session older than the live tag is re-checked on its next
       // packet and may then name another rule.
+      std::string rule_text = fr.rule_name(s.rule).value_or("#");
+      if (rule_text == "#") rule_text += std::to_string(s.rule);  // deleted since
       j["firewall"] = {{"from", g.fw.zone_name(s.from_zone)},
                        {"to", g.fw.zone_name(s.to_zone)},
-                       {"rule", fr.rule_name(s.rule).value_or("#" + std::to_string(s.rule))},
+                       {"rule", rule_text},
                        {"rule_id", s.rule},
                        {"checked", s.rule_tag.load(std::memory_order_relaxed) == g.fw.tag()},
                        {"revoked", (fwf & nat::Session::kFwRevoked) != 0},

@@ -836,38 +836,21 @@ std::string Bench::run_figure(const std::string& name) {
 
 Options parse_args(int argc, char** argv) {
   Options o;
-  int i = 1;
-  auto value = [&](const char* flag) -> std::string {
-    if (i + 1 >= argc) throw std::runtime_error(std::string(flag) + " needs a value");
-    return argv[++i];
+  FlagHandlers flags = {
+      {"--figures", [&](const std::string& v) { o.figures = split(v, ','); }},
+      {"--warmup", [&](const std::string& v) { o.warmup = std::stod(v); }},
+      {"--seconds", [&](const std::string& v) { o.seconds = std::stod(v); }},
+      {"--rounds",
+       [&](const std::string& v) {
+         o.rounds.clear();
+         for (auto& r : split(v, ',')) o.rounds.push_back(std::stoul(r));
+       }},
+      {"--main-lcore", [&](const std::string& v) { o.main_lcore = std::stoul(v); }},
+      {"--other-lcore", [&](const std::string& v) { o.other_lcore = std::stoul(v); }},
+      {"--peers", [&](const std::string& v) { o.peers = std::stoul(v); }},
+      {"--batch", [&](const std::string& v) { o.batch = std::stoul(v); }},
   };
-  for (; i < argc; ++i) {
-    std::string a = argv[i];
-    if (a == "--") {
-      for (++i; i < argc; ++i) o.eal.push_back(argv[i]);
-      break;
-    }
-    if (a == "--figures") {
-      o.figures = split(value("--figures"), ',');
-    } else if (a == "--warmup") {
-      o.warmup = std::stod(value("--warmup"));
-    } else if (a == "--seconds") {
-      o.seconds = std::stod(value("--seconds"));
-    } else if (a == "--rounds") {
-      o.rounds.clear();
-      for (auto& r : split(value("--rounds"), ',')) o.rounds.push_back(std::stoul(r));
-    } else if (a == "--main-lcore") {
-      o.main_lcore = std::stoul(value("--main-lcore"));
-    } else if (a == "--other-lcore") {
-      o.other_lcore = std::stoul(value("--other-lcore"));
-    } else if (a == "--peers") {
-      o.peers = std::stoul(value("--peers"));
-    } else if (a == "--batch") {
-      o.batch = std::stoul(value("--batch"));
-    } else {
-      throw std::runtime_error("unknown argument " + a);
-    }
-  }
+  parse_flags(argc, argv, flags, &o.eal);
   if (o.figures.empty()) throw std::runtime_error("--figures is empty");
   if (o.batch == 0 || o.batch % kBurst || o.batch > kMaxBatch)
     throw std::runtime_error(fmt("--batch must be a multiple of %u up to %u", kBurst, kMaxBatch));

@@ -21,12 +21,8 @@ Each round runs `fw_bench --side forward` (the reference) and then
 two sides alternate as in `forward`. In smoke mode the rate figures share the
 smoke run's warm-up and sample time and the swap is done once, without the
 warm-up pair (a swap there and back) that precedes the samples in full mode."""
-import json
-import os
-import statistics
-import subprocess
 
-from benchlib.env import child_affinity
+from benchlib.sides import Collected, median, run_side
 from benchlib.measure import per_round, ratio
 
 NAME = "fw"
@@ -37,55 +33,17 @@ NEW_BATCH = 262144  # fw-new-10k: sessions made between two emptyings of the tab
 MAX_SESSIONS = 1250000  # as nat: a batch, the established flows, and room (about 200 B each)
 
 
-def _median(xs):
-    return statistics.median(xs) if xs else None
-
-
 def _bench(ctx, side, figures, warmup, seconds, samples, tag):
     """One fw_bench process; its JSON lines by figure name, and its exit info."""
-    cmd = [ctx.bin("fw_bench"), "--side", side,
-           "--warmup", str(warmup), "--seconds", str(seconds), "--samples", str(samples),
-           "--main-lcore", str(ctx.service_lcore), "--worker-lcore", str(ctx.worker_lcore),
-           "--flows", str(FLOWS), "--max-sessions", str(MAX_SESSIONS),
-           "--new-batch", str(NEW_BATCH)]
+    args = ["--warmup", str(warmup), "--seconds", str(seconds), "--samples", str(samples),
+            "--main-lcore", str(ctx.service_lcore), "--worker-lcore", str(ctx.worker_lcore),
+            "--flows", str(FLOWS), "--max-sessions", str(MAX_SESSIONS),
+            "--new-batch", str(NEW_BATCH)]
     if figures:
-        cmd += ["--figures", ",".join(figures)]
+        args += ["--figures", ",".join(figures)]
     if ctx.smoke:  # one swap, no warm-up pair: the smoke run only checks it works
-        cmd += ["--swap-samples", "1", "--swap-warmup", "0"]
-    cmd += ["--", *ctx.eal_args]
-    log_path = os.path.join(ctx.workdir, f"fw_bench-{side}-{tag}.log")
-    with open(log_path, "w") as log:
-        proc = subprocess.run(cmd, stdout=subprocess.PIPE, stderr=log, text=True,
-                              preexec_fn=child_affinity, timeout=3600)
-    lines = [json.loads(line) for line in proc.stdout.splitlines() if line.startswith("{")]
-    if proc.returncode != 0:
-        with open(log_path, errors="replace") as f:
-            tail = "".join(f.readlines()[-20:])
-        raise RuntimeError(f"fw_bench --side {side} exited {proc.returncode}:\n{tail}")
-    exit_info = next((line["exit"] for line in lines if "exit" in line), {})
-    return {line["figure"]: line for line in lines if "figure" in line}, exit_info
-
-
-class Rounds:
-    """One figure's raw lines, one per round."""
-
-    def __init__(self):
-        self.raw = []
-
-    def cat(self, key):
-        return [x for r in self.raw for x in r.get(key, [])]
-
-    def warnings(self):
-        out = []
-        for r in self.raw:
-            out += [w for w in r.get("warnings", []) if w not in out]
-        return out
-
-    def last(self, key):
-        return self.raw[-1].get(key) if self.raw else None
-
-    def total(self, key):
-        return sum(r.get(key, 0) for r in self.raw)
+        args += ["--swap-samples", "1", "--swap-warmup", "0"]
+    return run_side(ctx, "fw_bench", side, args, tag)
 
 
 def _missing(exits):
@@ -96,28 +54,28 @@ def _missing(exits):
 def _rate_figure(ctx, name, ours, ref, exits, warmup, seconds):
     rates, shares = ours.cat("value_samples"), ours.cat("cpu_shares")
     ref_rates, ref_shares = ref.cat("value_samples"), ref.cat("cpu_shares")
-    per_cpu = _median([r / s for r, s in zip(rates, shares) if s])
-    ref_per_cpu = _median([r / s for r, s in zip(ref_rates, ref_shares) if s])
+    per_cpu = median([r / s for r, s in zip(rates, shares) if s])
+    ref_per_cpu = median([r / s for r, s in zip(ref_rates, ref_shares) if s])
     warnings = ours.warnings() + [f"forward: {w}" for w in ref.warnings()] + _missing(exits)
-    if min(_median(shares) or 1, _median(ref_shares) or 1) < 0.9:
+    if min(median(shares) or 1, median(ref_shares) or 1) < 0.9:
         warnings.append("the measuring lcore shared its CPU with other processes "
                         "(see cpu_share); compare ratio_cpu")
-    ref_mpps = round(_median(ref_rates) / 1e6, 3)
+    ref_mpps = round(median(ref_rates) / 1e6, 3)
     fig = {"bench": name}
     if name == "fw-new-10k":
-        value = round(_median(rates))
+        value = round(median(rates))
         fig.update({
             "value": value, "unit": "sessions/s",
             "ref": "forward", "ref_value": ref_mpps, "ref_unit": "Mpps",
-            "ratio": ratio(_median(rates), _median(ref_rates)),
+            "ratio": ratio(median(rates), median(ref_rates)),
             "classified_per_s": value,
             "ns_per_session": round(1e9 / value, 1) if value else None,
-            "acl_classify_ns": _median([r["acl_classify_ns"] for r in ours.raw]),
+            "acl_classify_ns": median([r["acl_classify_ns"] for r in ours.rounds]),
             "batch_sessions": ours.last("batch_sessions"),
             "sessions_made": ours.total("sessions_made"),
             "accepted_by_last_rule": ours.total("accepted_by_last_rule"),
             "expiries": ours.total("expiries"),
-            "max_live": max(r.get("max_live", 0) for r in ours.raw),
+            "max_live": max(r.get("max_live", 0) for r in ours.rounds),
             "how": "first packets (UDP, a new five-tuple each) uplink -> lan, each classified "
                    "against the 10k rules and accepted by the last one, a session made; "
                    "classified_per_s = value (one classification per first packet, checked: "
@@ -128,14 +86,14 @@ def _rate_figure(ctx, name, ours, ref, exits, warmup, seconds):
         })
         value_samples = [round(x) for x in rates]
     else:
-        value = round(_median(rates) / 1e6, 3)
+        value = round(median(rates) / 1e6, 3)
         fig.update({
             "value": value, "unit": "Mpps",
             "ref": "forward", "ref_value": ref_mpps, "ratio": ratio(value, ref_mpps),
             "flows": ours.last("flows"), "tcp_flows": ours.last("tcp_flows"),
             "udp_flows": ours.last("udp_flows"), "live": ours.last("live"),
             "ns_per_pkt": round(1e3 / value, 1) if value else None,
-            "establish_s": [r.get("establish_s") for r in ours.raw],
+            "establish_s": [r.get("establish_s") for r in ours.rounds],
             "how": "established packets (TCP ACK with window tracking, or UDP), each of a flow "
                    "drawn at random among all flows, uplink -> lan zone, one routing domain; "
                    "the sessions were made by their first packets under this policy",
@@ -144,7 +102,7 @@ def _rate_figure(ctx, name, ours, ref, exits, warmup, seconds):
     fig.update({
         "rules": ours.last("rules"), "acl_rules": ours.last("acl_rules"),
         "acl_memory": ours.last("acl_memory"),
-        "apply_ms": [round(r.get("apply_ms", 0), 1) for r in ours.raw],
+        "apply_ms": [round(r.get("apply_ms", 0), 1) for r in ours.rounds],
         "lcore": ours.last("lcore"), "pkt_size": 64, "device": "net_null (pre-built mbufs)",
         "table_capacity": ours.last("table_capacity"),
         "packets": ours.total("packets"),
@@ -155,7 +113,7 @@ def _rate_figure(ctx, name, ours, ref, exits, warmup, seconds):
         "ref_ns_per_pkt": round(1e3 / ref_mpps, 1) if ref_mpps else None,
         "samples": ctx.samples, "seconds": seconds, "warmup": warmup, "rounds": ctx.rounds,
         "median-of-N": len(rates),
-        "cpu_share": round(_median(shares), 3), "ref_cpu_share": round(_median(ref_shares), 3),
+        "cpu_share": round(median(shares), 3), "ref_cpu_share": round(median(ref_shares), 3),
         "ratio_cpu": ratio(per_cpu, ref_per_cpu),
         "value_samples": value_samples,
         "ref_samples": [round(x / 1e6, 3) for x in ref_rates],
@@ -172,14 +130,14 @@ def _swap_figure(ctx, ours, exits):
     if sum(lost):
         warnings.append(f"{sum(lost)} packets lost during the swaps (goal 0)")
     drops = {}
-    for r in ours.raw:
+    for r in ours.rounds:
         for k, v in r.get("drops_during", {}).items():
             drops[k] = drops.get(k, 0) + v
-    value, ref_value = round(_median(ms), 1), round(_median(ref_ms), 1)
+    value, ref_value = round(median(ms), 1), round(median(ref_ms), 1)
     fig = {
         "bench": "fw-swap-10k", "value": value, "unit": "ms",
         "ref": "fw-compile-10k", "ref_value": ref_value,
-        "ratio": ratio(_median(ms), _median(ref_ms)),
+        "ratio": ratio(median(ms), median(ref_ms)),
         "lost": sum(lost), "lost_samples": lost,
         "pushed_during": [int(x) for x in ours.cat("pushed_during")],
         "pushed_after": [int(x) for x in ours.cat("pushed_after")],
@@ -214,18 +172,18 @@ def run(ctx):
     rate_figs = [f for f in wanted if f != "fw-swap-10k"]
     share = max(1, len(rate_figs)) if ctx.smoke else 1
     warmup, seconds = round(ctx.warmup / share, 4), round(ctx.seconds / share, 4)
-    ref, ours, exits = Rounds(), {f: Rounds() for f in wanted}, []
+    ref, ours, exits = Collected(), {f: Collected() for f in wanted}, []
     for r, n in enumerate(per_round(ctx.samples, ctx.rounds)):
         if rate_figs:
             lines, ex = _bench(ctx, "forward", None, warmup, seconds, n, r)
-            ref.raw.append(lines["forward"])
+            ref.add(lines["forward"])
             exits.append(ex)
         lines, ex = _bench(ctx, "fw", wanted, warmup, seconds, n, r)
         exits.append(ex)
         for f in wanted:
             if f not in lines:
                 raise RuntimeError(f"fw_bench printed no {f}")
-            ours[f].raw.append(lines[f])
+            ours[f].add(lines[f])
     figures = [_rate_figure(ctx, f, ours[f], ref, exits, warmup, seconds) for f in rate_figs]
     if "fw-swap-10k" in wanted:
         figures.append(_swap_figure(ctx, ours["fw-swap-10k"], exits))

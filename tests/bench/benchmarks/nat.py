@@ -27,12 +27,8 @@ domain's 10k sessions), so the two sides alternate as in `forward`. In smoke
 mode the rate figures share the smoke run's warm-up and sample time (each
 gets 1/n of it) and the rewrite is done once, without the warm-up pair
 (a rewrite there and back) that precedes the samples in full mode."""
-import json
-import os
-import statistics
-import subprocess
 
-from benchlib.env import child_affinity
+from benchlib.sides import Collected, median, run_side
 from benchlib.measure import per_round, ratio
 
 NAME = "nat"
@@ -45,78 +41,40 @@ REWRITE_MAPPINGS = 10000
 FORWARD_FLOWS = 1000000  # the reference draws its packets from as many flows
 
 
-def _median(xs):
-    return statistics.median(xs) if xs else None
-
-
 def _bench(ctx, side, figures, warmup, seconds, samples, tag):
     """One nat_bench process; its JSON lines by figure name, and its exit info."""
-    cmd = [ctx.bin("nat_bench"), "--side", side,
-           "--warmup", str(warmup), "--seconds", str(seconds), "--samples", str(samples),
-           "--main-lcore", str(ctx.service_lcore), "--worker-lcore", str(ctx.worker_lcore),
-           "--vdcs", str(VDCS), "--max-sessions", str(MAX_SESSIONS),
-           "--new-batch", str(NEW_BATCH), "--rewrite-mappings", str(REWRITE_MAPPINGS),
-           "--flows", str(FORWARD_FLOWS)]
+    args = ["--warmup", str(warmup), "--seconds", str(seconds), "--samples", str(samples),
+            "--main-lcore", str(ctx.service_lcore), "--worker-lcore", str(ctx.worker_lcore),
+            "--vdcs", str(VDCS), "--max-sessions", str(MAX_SESSIONS),
+            "--new-batch", str(NEW_BATCH), "--rewrite-mappings", str(REWRITE_MAPPINGS),
+            "--flows", str(FORWARD_FLOWS)]
     if figures:
-        cmd += ["--figures", ",".join(figures)]
+        args += ["--figures", ",".join(figures)]
     if ctx.smoke:  # one rewrite, no warm-up pair: the smoke run only checks it works
-        cmd += ["--rewrite-samples", "1", "--rewrite-warmup", "0"]
-    cmd += ["--", *ctx.eal_args]
-    log_path = os.path.join(ctx.workdir, f"nat_bench-{side}-{tag}.log")
-    with open(log_path, "w") as log:
-        proc = subprocess.run(cmd, stdout=subprocess.PIPE, stderr=log, text=True,
-                              preexec_fn=child_affinity, timeout=3600)
-    lines = [json.loads(line) for line in proc.stdout.splitlines() if line.startswith("{")]
-    if proc.returncode != 0:
-        with open(log_path, errors="replace") as f:
-            tail = "".join(f.readlines()[-20:])
-        raise RuntimeError(f"nat_bench --side {side} exited {proc.returncode}:\n{tail}")
-    exit_info = next((line["exit"] for line in lines if "exit" in line), {})
-    return {line["figure"]: line for line in lines if "figure" in line}, exit_info
-
-
-class Collected:
-    """One figure's samples and notes over all rounds."""
-
-    def __init__(self):
-        self.rounds = []  # the raw lines, one per round
-
-    def add(self, raw):
-        self.rounds.append(raw)
-
-    def cat(self, key):
-        return [x for r in self.rounds for x in r.get(key, [])]
-
-    def warnings(self):
-        out = []
-        for r in self.rounds:
-            out += [w for w in r.get("warnings", []) if w not in out]
-        return out
-
-    def last(self, key):
-        return self.rounds[-1].get(key) if self.rounds else None
+        args += ["--rewrite-samples", "1", "--rewrite-warmup", "0"]
+    return run_side(ctx, "nat_bench", side, args, tag)
 
 
 def _rate_figure(ctx, name, ours, ref, exits, warmup, seconds):
     rates, shares = ours.cat("value_samples"), ours.cat("cpu_shares")
     ref_rates, ref_shares = ref.cat("value_samples"), ref.cat("cpu_shares")
-    per_cpu = _median([r / s for r, s in zip(rates, shares) if s])
-    ref_per_cpu = _median([r / s for r, s in zip(ref_rates, ref_shares) if s])
+    per_cpu = median([r / s for r, s in zip(rates, shares) if s])
+    ref_per_cpu = median([r / s for r, s in zip(ref_rates, ref_shares) if s])
     warnings = ours.warnings() + [f"forward: {w}" for w in ref.warnings()]
     missing = sum(e.get("missing_mbufs", 0) for e in exits)
     if missing:
         warnings.append(f"{missing} mbufs not back in the pool at exit")
-    if min(_median(shares) or 1, _median(ref_shares) or 1) < 0.9:
+    if min(median(shares) or 1, median(ref_shares) or 1) < 0.9:
         warnings.append("the measuring lcore shared its CPU with other processes "
                         "(see cpu_share); compare ratio_cpu")
-    ref_mpps = round(_median(ref_rates) / 1e6, 3)
+    ref_mpps = round(median(ref_rates) / 1e6, 3)
     fig = {"bench": name}
     if name == "nat-new":
-        value = round(_median(rates))
+        value = round(median(rates))
         fig.update({
             "value": value, "unit": "sessions/s",
             "ref": "forward", "ref_value": ref_mpps, "ref_unit": "Mpps",
-            "ratio": ratio(_median(rates), _median(ref_rates)),
+            "ratio": ratio(median(rates), median(ref_rates)),
             "ns_per_session": round(1e9 / value, 1) if value else None,
             "batch_sessions": ours.last("batch_sessions"),
             "sessions_made": sum(r.get("sessions_made", 0) for r in ours.rounds),
@@ -128,7 +86,7 @@ def _rate_figure(ctx, name, ours, ref, exits, warmup, seconds):
         })
         value_samples = [round(x) for x in rates]
     else:
-        value = round(_median(rates) / 1e6, 3)
+        value = round(median(rates) / 1e6, 3)
         fig.update({
             "value": value, "unit": "Mpps",
             "ref": "forward", "ref_value": ref_mpps, "ratio": ratio(value, ref_mpps),
@@ -150,7 +108,7 @@ def _rate_figure(ctx, name, ours, ref, exits, warmup, seconds):
         "ref_ns_per_pkt": round(1e3 / ref_mpps, 1) if ref_mpps else None,
         "samples": ctx.samples, "seconds": seconds, "warmup": warmup, "rounds": ctx.rounds,
         "median-of-N": len(rates),
-        "cpu_share": round(_median(shares), 3), "ref_cpu_share": round(_median(ref_shares), 3),
+        "cpu_share": round(median(shares), 3), "ref_cpu_share": round(median(ref_shares), 3),
         "ratio_cpu": ratio(per_cpu, ref_per_cpu),
         "value_samples": value_samples,
         "ref_samples": [round(x / 1e6, 3) for x in ref_rates],
@@ -169,11 +127,11 @@ def _rewrite_figure(ctx, ours, exits):
         warnings.append(f"{missing} mbufs not back in the pool at exit")
     if sum(lost):
         warnings.append(f"{sum(lost)} packets lost during the rewrites (goal 0)")
-    value, ref_value = round(_median(ms), 1), round(_median(ref_ms), 1)
+    value, ref_value = round(median(ms), 1), round(median(ref_ms), 1)
     fig = {
         "bench": "nat-rewrite-10k", "value": value, "unit": "ms",
         "ref": "nat-rewrite-10k-idle", "ref_value": ref_value,
-        "ratio": ratio(_median(ms), _median(ref_ms)),
+        "ratio": ratio(median(ms), median(ref_ms)),
         "lost": sum(lost), "lost_samples": lost,
         "pushed_during": [int(x) for x in ours.cat("pushed_during")],
         "old_during": [int(x) for x in ours.cat("old_during")],
